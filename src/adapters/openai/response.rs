@@ -1,0 +1,243 @@
+//! A `chat.completion` body from OpenAI or a compatible server → the canonical response, and
+//! OpenAI-format error bodies → error details.
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::ids;
+use crate::types::response::{
+    assistant_role, normalize_created, normalize_finish_reason, now_seconds, ChatCompletion,
+};
+use serde_json::Value;
+
+/// What a provider's error body says, in a provider-independent form.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProviderError {
+    pub message: String,
+    /// `type` (OpenAI: `invalid_request_error`…).
+    pub kind: Option<String>,
+    /// `code` (OpenAI: `invalid_api_key`, `insufficient_quota`…).
+    pub code: Option<String>,
+}
+
+/// Reads OpenAI's `{"error": {"message", "type", "code"}}` and the shapes compatible servers use
+/// (`{"error": "text"}`, `{"message": …}`, FastAPI's `{"detail": …}`).
+pub fn parse_error_body(body: &Value) -> Option<ProviderError> {
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    };
+    let error = body.get("error");
+    match error {
+        Some(Value::Object(e)) => Some(ProviderError {
+            message: e.get("message").and_then(text).unwrap_or_default(),
+            kind: e.get("type").and_then(text),
+            code: e.get("code").and_then(text),
+        }),
+        Some(Value::String(s)) => Some(ProviderError {
+            message: s.clone(),
+            ..Default::default()
+        }),
+        _ => {
+            let message = body.get("message").or_else(|| body.get("detail")).and_then(text)?;
+            Some(ProviderError {
+                message,
+                kind: body.get("type").and_then(text),
+                code: body.get("code").and_then(text),
+            })
+        }
+    }
+}
+
+/// The error code an OpenAI-style error `type`/`code` stands for, when no HTTP status says it
+/// (errors inside a 200 stream).
+pub fn code_for_error_kind(kind: Option<&str>, code: Option<&str>) -> ErrorCode {
+    let words = [kind.unwrap_or(""), code.unwrap_or("")];
+    let has = |needle: &str| words.iter().any(|w| w.contains(needle));
+    if has("authentication") || has("invalid_api_key") {
+        ErrorCode::Authentication
+    } else if has("permission") {
+        ErrorCode::Permission
+    } else if has("not_found") || has("model_not_found") {
+        ErrorCode::NotFound
+    } else if has("rate_limit") || has("insufficient_quota") {
+        ErrorCode::RateLimit
+    } else if has("overloaded") {
+        ErrorCode::Overloaded
+    } else if has("invalid_request") || has("invalid_") || has("unsupported") {
+        ErrorCode::InvalidRequest
+    } else if has("timeout") {
+        ErrorCode::Timeout
+    } else {
+        ErrorCode::ServerError
+    }
+}
+
+/// Parses a successful `chat.completion` body and brings it to the canonical form: ids present,
+/// `created` in seconds, finish reasons in OpenAI's words, every tool call with an id.
+pub fn parse_response(body: &[u8], requested_model: &str) -> Result<ChatCompletion> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        Error::new(
+            ErrorCode::ServerError,
+            format!("The provider answered with a body that is not valid JSON ({e})."),
+        )
+        .with_body(Some(Value::String(String::from_utf8_lossy(body).chars().take(2000).collect())))
+    })?;
+    if let Some(err) = value.get("error").filter(|e| !e.is_null()) {
+        let info = parse_error_body(&value).unwrap_or_default();
+        return Err(Error::new(
+            code_for_error_kind(info.kind.as_deref(), info.code.as_deref()),
+            format!("The provider returned an error instead of a completion: {}", info.message),
+        )
+        .with_body(Some(err.clone())));
+    }
+    let mut completion: ChatCompletion = serde_json::from_value(value.clone()).map_err(|e| {
+        Error::new(
+            ErrorCode::ServerError,
+            format!("The provider's response is not a chat completion ({e})."),
+        )
+        .with_body(Some(value))
+    })?;
+    normalize(&mut completion, requested_model);
+    Ok(completion)
+}
+
+pub fn normalize(c: &mut ChatCompletion, requested_model: &str) {
+    if c.id.is_empty() {
+        c.id = ids::completion_id();
+    }
+    c.object = "chat.completion".into();
+    c.created = if c.created <= 0 {
+        now_seconds()
+    } else {
+        normalize_created(c.created)
+    };
+    if c.model.is_empty() {
+        c.model = requested_model.to_string();
+    }
+    for choice in &mut c.choices {
+        let message = &mut choice.message;
+        if message.role.is_empty() {
+            message.role = assistant_role();
+        }
+        let mut has_calls = false;
+        if let Some(calls) = &mut message.tool_calls {
+            has_calls = !calls.is_empty();
+            for call in calls.iter_mut() {
+                if call.id.is_empty() {
+                    call.id = ids::tool_call_id();
+                }
+                if call.kind.is_empty() {
+                    call.kind = "function".into();
+                }
+            }
+            if calls.is_empty() {
+                message.tool_calls = None;
+            }
+        }
+        choice.finish_reason = choice.finish_reason.as_deref().map(|r| {
+            let r = normalize_finish_reason(r);
+            // Some servers say "stop" after calling tools; clients branch on "tool_calls".
+            if has_calls && r == "stop" {
+                "tool_calls".to_string()
+            } else {
+                r
+            }
+        });
+    }
+    if let Some(usage) = &mut c.usage {
+        if usage.total_tokens == 0 {
+            usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/fixtures/openai/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn text_response_keeps_every_field() {
+        let c = parse_response(&fixture("chat/text-gpt35-2026.json"), "gpt-3.5-turbo").unwrap();
+        assert_eq!(c.id, "chatcmpl-DPTBnLVEU6gLtntz301fthMFXeE4C");
+        assert_eq!(c.object, "chat.completion");
+        assert_eq!(c.created, 1774962775);
+        assert_eq!(c.model, "gpt-3.5-turbo-0125");
+        let choice = &c.choices[0];
+        assert_eq!(choice.finish_reason.as_deref(), Some("stop"));
+        assert!(choice.message.content.as_deref().unwrap().starts_with("Why did the Opentelemetry developer go broke?"));
+        let usage = c.usage.as_ref().unwrap();
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.total_tokens), (15, 31, 46));
+        assert_eq!(usage.prompt_tokens_details.as_ref().unwrap()["cached_tokens"], 0);
+        assert_eq!(usage.completion_tokens_details.as_ref().unwrap()["reasoning_tokens"], 0);
+        // Provider fields not modelled here pass through.
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["service_tier"], "default");
+        assert_eq!(v["choices"][0]["message"]["annotations"], json!([]));
+    }
+
+    #[test]
+    fn parallel_tool_calls_keep_ids_and_arguments() {
+        let c = parse_response(&fixture("chat/parallel-tool-calls.json"), "x").unwrap();
+        let calls = c.choices[0].message.tool_calls.as_ref().unwrap();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0].id, "call_rU416PaA6UFgxje2GemBVAwt");
+        assert_eq!(calls[0].function.name, "get_current_weather");
+        assert_eq!(calls[0].function.arguments, "{\"location\": \"San Francisco\"}");
+        assert_eq!(calls[1].id, "call_iqCZB6DkOW5TPjHK29vpiAFa");
+        assert_eq!(calls[1].function.arguments, "{\"location\": \"Boston\"}");
+        assert_eq!(c.choices[0].finish_reason.as_deref(), Some("tool_calls"));
+        assert_eq!(c.choices[0].message.content, None);
+    }
+
+    #[test]
+    fn compatible_quirks_are_normalised() {
+        let body = json!({
+            "created": 1795561959577i64,
+            "choices": [{"message": {"content": null, "tool_calls": [
+                {"function": {"name": "f", "arguments": "{}"}}
+            ]}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 4}
+        });
+        let c = parse_response(body.to_string().as_bytes(), "local-model").unwrap();
+        assert!(c.id.starts_with("chatcmpl-"));
+        assert_eq!(c.created, 1795561959);
+        assert_eq!(c.model, "local-model");
+        let call = &c.choices[0].message.tool_calls.as_ref().unwrap()[0];
+        assert!(call.id.starts_with("call_") && call.kind == "function");
+        assert_eq!(c.choices[0].finish_reason.as_deref(), Some("tool_calls"));
+        assert_eq!(c.usage.unwrap().total_tokens, 7);
+    }
+
+    #[test]
+    fn error_bodies_in_every_shape() {
+        let e = parse_error_body(&serde_json::from_slice(&fixture("errors/401-invalid-api-key.json")).unwrap()).unwrap();
+        assert_eq!(e.kind.as_deref(), Some("invalid_request_error"));
+        assert_eq!(e.code.as_deref(), Some("invalid_api_key"));
+        assert!(e.message.starts_with("Incorrect API key provided"));
+        assert_eq!(parse_error_body(&json!({"error": "boom"})).unwrap().message, "boom");
+        assert_eq!(parse_error_body(&json!({"detail": "Not Found"})).unwrap().message, "Not Found");
+        assert_eq!(parse_error_body(&json!({"ok": true})), None);
+        assert_eq!(code_for_error_kind(Some("invalid_request_error"), Some("invalid_api_key")), ErrorCode::Authentication);
+        assert_eq!(code_for_error_kind(Some("server_error"), None), ErrorCode::ServerError);
+        assert_eq!(code_for_error_kind(None, Some("rate_limit_exceeded")), ErrorCode::RateLimit);
+    }
+
+    #[test]
+    fn an_error_object_in_a_200_body_is_an_error_and_garbage_is_too() {
+        let e = parse_response(br#"{"error":{"message":"model overloaded","type":"overloaded_error"}}"#, "m").unwrap_err();
+        assert_eq!(e.code, ErrorCode::Overloaded);
+        let e = parse_response(b"<html>502</html>", "m").unwrap_err();
+        assert_eq!(e.code, ErrorCode::ServerError);
+        let e = parse_response(br#"{"choices": "nope"}"#, "m").unwrap_err();
+        assert_eq!(e.code, ErrorCode::ServerError);
+    }
+}

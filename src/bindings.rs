@@ -1,0 +1,249 @@
+//! The napi skin over [`Proxy`]: JSON text in and out, one shared tokio runtime, errors as JSON for
+//! `index.js` to turn into `LLMProxyError`. No provider logic lives here.
+
+use crate::config::Config;
+use crate::error::{Error, ErrorCode};
+use crate::proxy::Proxy;
+use crate::types::request::ChatRequest;
+use futures_util::StreamExt;
+use napi::bindgen_prelude::{spawn, PromiseRaw};
+use napi::{Env, Status};
+use napi_derive::napi;
+use std::sync::Arc;
+use tokio::sync::{mpsc, Mutex};
+use tokio_util::sync::CancellationToken;
+
+/// Prefix of a native error's message whose rest is the JSON of an [`Error`]; `index.js` looks for it.
+const ERROR_MARK: &str = "LLMPROXY_ERROR:";
+/// Chunks buffered ahead of a slow consumer before reading from the provider pauses.
+const STREAM_BUFFER: usize = 256;
+/// Chunks handed to JavaScript in one `nextBatch` call at most.
+const MAX_BATCH: usize = 512;
+
+fn to_napi(e: Error) -> napi::Error {
+    napi::Error::new(Status::GenericFailure, format!("{ERROR_MARK}{}", e.to_json()))
+}
+
+/// The error codes, for `index.d.ts` drift tests.
+#[napi]
+pub fn error_codes() -> Vec<String> {
+    ErrorCode::ALL.iter().map(|c| c.as_str().to_string()).collect()
+}
+
+/// Cancels what it is handed to: `index.js` calls `cancel()` from an `AbortSignal`'s listener.
+#[napi]
+pub struct CancelToken {
+    token: CancellationToken,
+}
+
+#[napi]
+impl CancelToken {
+    #[napi(constructor)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        CancelToken {
+            token: CancellationToken::new(),
+        }
+    }
+
+    #[napi]
+    pub fn cancel(&self) {
+        self.token.cancel();
+    }
+}
+
+#[napi]
+pub struct NativeProxy {
+    inner: Arc<Proxy>,
+}
+
+#[napi]
+impl NativeProxy {
+    #[napi(constructor, catch_unwind)]
+    pub fn new(options_json: String) -> napi::Result<Self> {
+        let config = Config::from_json(&options_json).map_err(to_napi)?;
+        Ok(NativeProxy {
+            inner: Arc::new(Proxy::new(config)),
+        })
+    }
+
+    /// JSON of the route a model would take.
+    #[napi(catch_unwind)]
+    pub fn resolve(&self, model: String) -> napi::Result<String> {
+        let route = self.inner.resolve(&model).map_err(to_napi)?;
+        serde_json::to_string(&route).map_err(|e| to_napi(Error::internal(e.to_string())))
+    }
+
+    /// Resolves with the JSON of a `chat.completion`.
+    #[napi(catch_unwind, ts_return_type = "Promise<string>")]
+    pub fn generate<'env>(
+        &self,
+        env: &'env Env,
+        request_json: String,
+        cancel: &CancelToken,
+    ) -> napi::Result<PromiseRaw<'env, String>> {
+        let proxy = self.inner.clone();
+        let token = cancel.token.clone();
+        env.spawn_future(async move {
+            let work = async {
+                let req = ChatRequest::from_json(&request_json)?;
+                let completion = proxy.generate(&req).await?;
+                serde_json::to_string(&completion).map_err(|e| Error::internal(e.to_string()))
+            };
+            tokio::select! {
+                biased;
+                _ = token.cancelled() => Err(to_napi(Error::aborted())),
+                r = work => r.map_err(to_napi),
+            }
+        })
+    }
+
+    /// Starts a stream. Request errors surface from the first `nextBatch()`.
+    #[napi(catch_unwind)]
+    pub fn stream(&self, request_json: String, cancel: &CancelToken) -> NativeStream {
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let abort = cancel.token.clone();
+        let stop = abort.child_token();
+        let proxy = self.inner.clone();
+        let producer_stop = stop.clone();
+        spawn(async move {
+            tokio::select! {
+                biased;
+                _ = producer_stop.cancelled() => {}
+                _ = produce(proxy, request_json, tx.clone()) => {}
+            }
+        });
+        NativeStream {
+            state: Mutex::new(StreamState {
+                rx,
+                pending_error: None,
+                ended: false,
+            }),
+            abort,
+            stop,
+        }
+    }
+}
+
+enum Item {
+    Chunk(String),
+    Failed(Error),
+    End,
+}
+
+async fn produce(proxy: Arc<Proxy>, request_json: String, tx: mpsc::Sender<Item>) {
+    let run = async {
+        let req = ChatRequest::from_json(&request_json)?;
+        let mut chunks = proxy.stream(&req).await?;
+        while let Some(chunk) = chunks.next().await {
+            let text = serde_json::to_string(&chunk?).map_err(|e| Error::internal(e.to_string()))?;
+            if tx.send(Item::Chunk(text)).await.is_err() {
+                break; // the consumer is gone
+            }
+        }
+        Ok::<(), Error>(())
+    };
+    let last = match run.await {
+        Ok(()) => Item::End,
+        Err(e) => Item::Failed(e),
+    };
+    let _ = tx.send(last).await;
+}
+
+struct StreamState {
+    rx: mpsc::Receiver<Item>,
+    pending_error: Option<Error>,
+    ended: bool,
+}
+
+/// A running stream. Dropping it (garbage collection) stops the upstream request.
+#[napi]
+pub struct NativeStream {
+    state: Mutex<StreamState>,
+    /// Fired by the caller's AbortSignal: the pending `nextBatch` rejects with `aborted`.
+    abort: CancellationToken,
+    /// Fired by `cancel()` (a `break`) or drop: upstream stops quietly.
+    stop: CancellationToken,
+}
+
+#[napi]
+impl NativeStream {
+    /// Resolves with the JSON array text of the chunks available now (waiting for at least one),
+    /// or `null` once the stream is complete. Rejects when the stream failed.
+    #[napi]
+    pub async fn next_batch(&self) -> napi::Result<Option<String>> {
+        let mut state = self.state.lock().await;
+        if let Some(e) = state.pending_error.take() {
+            state.ended = true;
+            return Err(to_napi(e));
+        }
+        if state.ended {
+            return Ok(None);
+        }
+        let first = tokio::select! {
+            biased;
+            _ = self.abort.cancelled() => {
+                state.ended = true;
+                return Err(to_napi(Error::aborted()));
+            }
+            item = state.rx.recv() => item,
+        };
+        let mut batch = String::from("[");
+        let mut count = 0;
+        let mut next = first;
+        loop {
+            match next {
+                Some(Item::Chunk(text)) => {
+                    if count > 0 {
+                        batch.push(',');
+                    }
+                    batch.push_str(&text);
+                    count += 1;
+                }
+                Some(Item::End) => {
+                    state.ended = true;
+                    break;
+                }
+                Some(Item::Failed(e)) => {
+                    state.pending_error = Some(e);
+                    break;
+                }
+                None => {
+                    state.pending_error = Some(Error::internal(
+                        "The stream's worker stopped without finishing the stream.",
+                    ));
+                    break;
+                }
+            }
+            if count >= MAX_BATCH {
+                break;
+            }
+            next = match state.rx.try_recv() {
+                Ok(item) => Some(item),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+            };
+        }
+        if count == 0 {
+            if let Some(e) = state.pending_error.take() {
+                state.ended = true;
+                return Err(to_napi(e));
+            }
+            return Ok(None);
+        }
+        batch.push(']');
+        Ok(Some(batch))
+    }
+
+    /// Stops the stream and its upstream request (after `break`, or when the consumer is done).
+    #[napi]
+    pub fn cancel(&self) {
+        self.stop.cancel();
+    }
+}
+
+impl Drop for NativeStream {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}

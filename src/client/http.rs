@@ -1,0 +1,376 @@
+//! Sending a request upstream: one shared connection pool, auth headers, timeouts, and the mapping
+//! of HTTP failures to error codes.
+
+use crate::adapters::openai::response::ProviderError;
+use crate::error::{Error, ErrorCode, Result};
+use crate::secret::{redact, Secret};
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::Value;
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
+
+const USER_AGENT: &str = concat!("llm-proxy/", env!("CARGO_PKG_VERSION"));
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Error bodies are read up to this size; past it they are cut.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// One pool for the whole process: every `LLMProxy` shares connections and TLS sessions.
+pub fn shared_client() -> Result<&'static reqwest::Client> {
+    static CLIENT: OnceLock<std::result::Result<reqwest::Client, String>> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            // reqwest is built without a bundled crypto provider; ring is ours. Installing fails
+            // harmlessly if the host application installed one already.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            reqwest::Client::builder()
+                .user_agent(USER_AGENT)
+                .connect_timeout(CONNECT_TIMEOUT)
+                .tcp_nodelay(true)
+                .pool_idle_timeout(Duration::from_secs(90))
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| Error::internal(format!("Could not create the HTTP client: {e}.")))
+}
+
+/// A request ready to send, as built by an adapter plus the endpoint's auth.
+pub struct UpstreamRequest {
+    pub provider: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    /// Headers whose values are credentials (never logged, scrubbed from errors).
+    pub secret_headers: Vec<(&'static str, String)>,
+    pub secrets: Vec<Secret>,
+    pub body: Bytes,
+    pub timeout: Duration,
+    pub stream: bool,
+    /// Reads the provider's error body format.
+    pub parse_error: fn(&Value) -> Option<ProviderError>,
+}
+
+/// Sends the request and returns the response once its status is a success. A failure status is
+/// read and turned into an [`Error`] with the provider's message and body.
+pub async fn send(req: &UpstreamRequest) -> Result<reqwest::Response> {
+    let client = shared_client()?;
+    let mut builder = client
+        .post(&req.url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(
+            reqwest::header::ACCEPT,
+            if req.stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            },
+        );
+    if !req.stream {
+        builder = builder.timeout(req.timeout);
+    }
+    let mut headers = HeaderMap::new();
+    for (name, value) in &req.headers {
+        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| Error::config(format!("'{name}' is not a valid HTTP header name.")))?;
+        let value = HeaderValue::from_str(value).map_err(|_| {
+            Error::config(format!("The value of header '{name}' is not valid in HTTP."))
+        })?;
+        headers.append(name, value);
+    }
+    for (name, value) in &req.secret_headers {
+        let mut value = HeaderValue::from_str(value).map_err(|_| {
+            Error::config(format!(
+                "The credential for {} contains characters not allowed in an HTTP header (a newline?).",
+                req.provider
+            ))
+        })?;
+        value.set_sensitive(true);
+        headers.insert(*name, value);
+    }
+    let send = builder.headers(headers).body(req.body.clone()).send();
+    // For a stream, the timeout covers the wait for the response headers.
+    let response = if req.stream {
+        match tokio::time::timeout(req.timeout, send).await {
+            Ok(r) => r,
+            Err(_) => return Err(timeout_error(req)),
+        }
+    } else {
+        send.await
+    }
+    .map_err(|e| transport_error(req, &e))?;
+
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let headers = response.headers().clone();
+    let body = read_limited(response, MAX_ERROR_BODY).await;
+    Err(http_error(req, status.as_u16(), &headers, &body))
+}
+
+async fn read_limited(mut response: reqwest::Response, limit: usize) -> Bytes {
+    let mut buf = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = limit.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if buf.len() >= limit {
+            break;
+        }
+    }
+    Bytes::from(buf)
+}
+
+fn timeout_error(req: &UpstreamRequest) -> Error {
+    Error::new(
+        ErrorCode::Timeout,
+        format!(
+            "{} did not answer within {} ms. Raise `timeoutMs` if the model needs longer.",
+            req.provider,
+            req.timeout.as_millis()
+        ),
+    )
+    .with_provider(&req.provider)
+}
+
+/// A failure below HTTP (no connection, reset, timeout) for this request.
+pub fn transport_error(req: &UpstreamRequest, e: &reqwest::Error) -> Error {
+    if e.is_timeout() {
+        return timeout_error(req);
+    }
+    let secrets: Vec<&Secret> = req.secrets.iter().collect();
+    let mut detail = String::new();
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !detail.contains(&text) {
+            if !detail.is_empty() {
+                detail.push_str(": ");
+            }
+            detail.push_str(&text);
+        }
+        source = s.source();
+    }
+    Error::new(
+        ErrorCode::Connection,
+        format!(
+            "Could not reach {} ({}). Check the network and the base URL.",
+            req.provider,
+            redact(&detail, &secrets)
+        ),
+    )
+    .with_provider(&req.provider)
+}
+
+/// Maps a failure status and its body to an error.
+pub fn http_error(req: &UpstreamRequest, status: u16, headers: &HeaderMap, body: &[u8]) -> Error {
+    let secrets: Vec<&Secret> = req.secrets.iter().collect();
+    let text = redact(&String::from_utf8_lossy(body), &secrets);
+    let parsed: Option<Value> = serde_json::from_str(&text).ok();
+    let info = parsed.as_ref().and_then(|v| (req.parse_error)(v));
+    let code = code_for_status(status, info.as_ref());
+    let provider_message = info
+        .as_ref()
+        .map(|i| i.message.clone())
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| text.chars().take(300).collect::<String>().trim().to_string());
+    let advice = match code {
+        ErrorCode::Authentication => " Check the API key for this provider.",
+        ErrorCode::Permission => " The key is valid but may not use this model or resource.",
+        ErrorCode::NotFound => " Check the model name and the base URL.",
+        ErrorCode::RateLimit if info.as_ref().and_then(|i| i.code.as_deref()) == Some("insufficient_quota") => {
+            " The account has run out of quota; retrying will not help."
+        }
+        ErrorCode::RateLimit => " Wait and retry, or lower the request rate.",
+        ErrorCode::Overloaded | ErrorCode::ServerError => " This is on the provider's side; retrying may help.",
+        ErrorCode::InvalidRequest => " Fix the request before retrying.",
+        _ => "",
+    };
+    let mut message = format!("{} returned HTTP {status}", req.provider);
+    if !provider_message.is_empty() {
+        message.push_str(": ");
+        message.push_str(&provider_message);
+    }
+    if !message.ends_with('.') {
+        message.push('.');
+    }
+    message.push_str(advice);
+    let retryable = match code {
+        ErrorCode::RateLimit => {
+            info.as_ref().and_then(|i| i.code.as_deref()) != Some("insufficient_quota")
+        }
+        other => other.retryable_by_default() || status == 409,
+    };
+    Error::new(code, message)
+        .with_provider(&req.provider)
+        .with_status(status)
+        .with_retryable(retryable)
+        .with_retry_after_ms(retry_after_ms(headers, SystemTime::now()))
+        .with_body(Some(parsed.unwrap_or(Value::String(text))))
+}
+
+pub fn code_for_status(status: u16, info: Option<&ProviderError>) -> ErrorCode {
+    match status {
+        400 | 413 | 422 => {
+            // Some servers answer 400 for what is an auth or quota problem; the body says so.
+            match info.map(|i| {
+                crate::adapters::openai::response::code_for_error_kind(
+                    i.kind.as_deref(),
+                    i.code.as_deref(),
+                )
+            }) {
+                Some(c @ (ErrorCode::Authentication | ErrorCode::RateLimit)) => c,
+                _ => ErrorCode::InvalidRequest,
+            }
+        }
+        401 => ErrorCode::Authentication,
+        403 => ErrorCode::Permission,
+        404 => ErrorCode::NotFound,
+        408 => ErrorCode::Timeout,
+        409 => ErrorCode::ServerError,
+        429 => ErrorCode::RateLimit,
+        503 | 529 => ErrorCode::Overloaded,
+        500..=599 => ErrorCode::ServerError,
+        _ => ErrorCode::InvalidRequest,
+    }
+}
+
+/// `retry-after-ms` (OpenAI), else `Retry-After` in seconds or as an HTTP date.
+pub fn retry_after_ms(headers: &HeaderMap, now: SystemTime) -> Option<u64> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+        if ms.is_finite() && ms >= 0.0 {
+            return Some(ms.round() as u64);
+        }
+    }
+    let value = get("retry-after")?;
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| (secs * 1000.0).round() as u64);
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(now)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::openai::response::parse_error_body;
+
+    fn req() -> UpstreamRequest {
+        UpstreamRequest {
+            provider: "openai".into(),
+            url: "http://127.0.0.1:9/v1/chat/completions".into(),
+            headers: vec![],
+            secret_headers: vec![],
+            secrets: vec![Secret::new("sk-test-secret-value").unwrap()],
+            body: Bytes::new(),
+            timeout: Duration::from_secs(1),
+            stream: false,
+            parse_error: parse_error_body,
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn statuses_map_to_codes() {
+        for (status, code) in [
+            (400, ErrorCode::InvalidRequest),
+            (401, ErrorCode::Authentication),
+            (403, ErrorCode::Permission),
+            (404, ErrorCode::NotFound),
+            (408, ErrorCode::Timeout),
+            (409, ErrorCode::ServerError),
+            (422, ErrorCode::InvalidRequest),
+            (429, ErrorCode::RateLimit),
+            (500, ErrorCode::ServerError),
+            (502, ErrorCode::ServerError),
+            (503, ErrorCode::Overloaded),
+            (504, ErrorCode::ServerError),
+            (529, ErrorCode::Overloaded),
+        ] {
+            let e = http_error(&req(), status, &HeaderMap::new(), b"{}");
+            assert_eq!(e.code, code, "{status}");
+            assert_eq!(e.status, Some(status));
+            let retryable = matches!(status, 408 | 409 | 429 | 500..=599);
+            assert_eq!(e.retryable, retryable, "{status}");
+        }
+    }
+
+    #[test]
+    fn the_401_fixture_keeps_the_body_and_hides_the_key() {
+        let body = std::fs::read(format!(
+            "{}/tests/fixtures/openai/errors/401-invalid-api-key.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let e = http_error(&req(), 401, &HeaderMap::new(), &body);
+        assert_eq!(e.code, ErrorCode::Authentication);
+        assert!(e.message.starts_with("openai returned HTTP 401: Incorrect API key provided: [redacted]."), "{}", e.message);
+        assert!(e.message.contains("Check the API key"));
+        assert_eq!(e.body.as_ref().unwrap()["error"]["code"], "invalid_api_key");
+        assert!(!e.to_json().contains("sk-"), "{}", e.to_json());
+    }
+
+    #[test]
+    fn echoed_secrets_are_scrubbed_from_message_and_body() {
+        let body = br#"{"error":{"message":"key sk-test-secret-value is revoked","type":"authentication_error"}}"#;
+        let e = http_error(&req(), 401, &HeaderMap::new(), body);
+        assert!(!e.to_json().contains("sk-test-secret-value"));
+    }
+
+    #[test]
+    fn insufficient_quota_is_not_retryable() {
+        let body = br#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#;
+        let e = http_error(&req(), 429, &HeaderMap::new(), body);
+        assert_eq!(e.code, ErrorCode::RateLimit);
+        assert!(!e.retryable);
+        assert!(e.message.contains("quota"));
+    }
+
+    #[test]
+    fn the_400_fixture_is_invalid_request_with_the_provider_message() {
+        let body = std::fs::read(format!(
+            "{}/tests/fixtures/openai/errors/400-unsupported-parameter.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let e = http_error(&req(), 400, &HeaderMap::new(), &body);
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        assert!(e.message.contains("Unsupported parameter: 'max_tokens'"));
+        assert!(!e.retryable);
+    }
+
+    #[test]
+    fn non_json_error_bodies_are_kept_as_text() {
+        let e = http_error(&req(), 502, &HeaderMap::new(), b"<html>Bad Gateway</html>");
+        assert_eq!(e.body, Some(Value::String("<html>Bad Gateway</html>".into())));
+        assert!(e.message.contains("Bad Gateway"));
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(retry_after_ms(&headers(&[("retry-after", "2")]), now), Some(2000));
+        assert_eq!(retry_after_ms(&headers(&[("retry-after", "0.5")]), now), Some(500));
+        assert_eq!(
+            retry_after_ms(&headers(&[("retry-after-ms", "1234"), ("retry-after", "9")]), now),
+            Some(1234)
+        );
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(retry_after_ms(&headers(&[("retry-after", &date)]), now), Some(30_000));
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(retry_after_ms(&headers(&[("retry-after", &past)]), now), Some(0));
+        assert_eq!(retry_after_ms(&headers(&[("retry-after", "soon")]), now), None);
+        assert_eq!(retry_after_ms(&HeaderMap::new(), now), None);
+    }
+}

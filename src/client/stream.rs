@@ -1,0 +1,100 @@
+//! Bytes of an SSE response → canonical chunks: the decoder frames events, the adapter's
+//! normaliser turns them into chunks, and this drives both as a `Stream`.
+
+use crate::adapters::openai::stream::ChunkNormalizer;
+use crate::client::sse::SseDecoder;
+use crate::error::{Error, ErrorCode, Result};
+use crate::types::response::ChatCompletionChunk;
+use bytes::Bytes;
+use futures_util::stream::{self, BoxStream, Stream, StreamExt};
+use std::collections::VecDeque;
+
+pub type ChunkStream = BoxStream<'static, Result<ChatCompletionChunk>>;
+
+struct State<S> {
+    body: S,
+    decoder: SseDecoder,
+    normalizer: ChunkNormalizer,
+    pending: VecDeque<ChatCompletionChunk>,
+    provider: String,
+    finished: bool,
+}
+
+/// Chunks are handed on as soon as the bytes that complete them arrive; nothing is held back
+/// except the usage, which comes last.
+pub fn sse_chunks<S>(body: S, normalizer: ChunkNormalizer, provider: String) -> ChunkStream
+where
+    S: Stream<Item = Result<Bytes>> + Send + Unpin + 'static,
+{
+    let state = State {
+        body,
+        decoder: SseDecoder::new(),
+        normalizer,
+        pending: VecDeque::new(),
+        provider,
+        finished: false,
+    };
+    stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(chunk) = st.pending.pop_front() {
+                return Some((Ok(chunk), st));
+            }
+            if st.finished {
+                return None;
+            }
+            let step = if st.normalizer.is_done() {
+                end(&mut st)
+            } else {
+                match st.body.next().await {
+                    Some(Ok(bytes)) => on_bytes(&mut st, &bytes),
+                    Some(Err(e)) => Err(e),
+                    None => end(&mut st),
+                }
+            };
+            if let Err(mut e) = step {
+                st.finished = true;
+                st.pending.clear();
+                if e.provider.is_none() {
+                    e.provider = Some(st.provider.clone());
+                }
+                return Some((Err(e), st));
+            }
+        }
+    })
+    .boxed()
+}
+
+fn on_bytes<S>(st: &mut State<S>, bytes: &[u8]) -> Result<()> {
+    let mut events = Vec::new();
+    let fed = st.decoder.feed(bytes, &mut events);
+    let mut out = Vec::new();
+    // Events completed before a framing error still count.
+    for event in &events {
+        st.normalizer.on_event(event, &mut out)?;
+    }
+    st.pending.extend(out);
+    fed.map_err(framing_error)
+}
+
+fn end<S>(st: &mut State<S>) -> Result<()> {
+    st.finished = true;
+    let mut out = Vec::new();
+    if !st.normalizer.is_done() {
+        let mut events = Vec::new();
+        let fed = st.decoder.finish(&mut events);
+        for event in &events {
+            st.normalizer.on_event(event, &mut out)?;
+        }
+        fed.map_err(framing_error)?;
+    }
+    st.normalizer.finish(&mut out)?;
+    st.pending.extend(out);
+    Ok(())
+}
+
+fn framing_error(e: crate::client::sse::SseError) -> Error {
+    Error::new(
+        ErrorCode::StreamInterrupted,
+        format!("The provider's event stream is malformed ({e}); the answer may be incomplete."),
+    )
+}
