@@ -21,13 +21,19 @@ const STREAM_BUFFER: usize = 256;
 const MAX_BATCH: usize = 512;
 
 fn to_napi(e: Error) -> napi::Error {
-    napi::Error::new(Status::GenericFailure, format!("{ERROR_MARK}{}", e.to_json()))
+    napi::Error::new(
+        Status::GenericFailure,
+        format!("{ERROR_MARK}{}", e.to_json()),
+    )
 }
 
 /// The error codes, for `index.d.ts` drift tests.
 #[napi]
 pub fn error_codes() -> Vec<String> {
-    ErrorCode::ALL.iter().map(|c| c.as_str().to_string()).collect()
+    ErrorCode::ALL
+        .iter()
+        .map(|c| c.as_str().to_string())
+        .collect()
 }
 
 /// Cancels what it is handed to: `index.js` calls `cancel()` from an `AbortSignal`'s listener.
@@ -136,7 +142,8 @@ async fn produce(proxy: Arc<Proxy>, request_json: String, tx: mpsc::Sender<Item>
         let req = ChatRequest::from_json(&request_json)?;
         let mut chunks = proxy.stream(&req).await?;
         while let Some(chunk) = chunks.next().await {
-            let text = serde_json::to_string(&chunk?).map_err(|e| Error::internal(e.to_string()))?;
+            let text =
+                serde_json::to_string(&chunk?).map_err(|e| Error::internal(e.to_string()))?;
             if tx.send(Item::Chunk(text)).await.is_err() {
                 break; // the consumer is gone
             }

@@ -13,7 +13,8 @@ pub const ANTHROPIC_DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 pub const DEFAULT_TIMEOUT_MS: u64 = 600_000;
 
 /// Names a compatible endpoint may not take: they are the built-in providers' prefixes.
-pub const RESERVED_NAMES: [&str; 5] = ["openai", "anthropic", "bedrock", "bedrock-converse", "mock"];
+pub const RESERVED_NAMES: [&str; 5] =
+    ["openai", "anthropic", "bedrock", "bedrock-converse", "mock"];
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -77,7 +78,10 @@ pub struct OpenAiEndpoint {
 
 impl OpenAiEndpoint {
     pub fn chat_completions_url(&self) -> String {
-        format!("{}/chat/completions", self.base_url.as_str().trim_end_matches('/'))
+        format!(
+            "{}/chat/completions",
+            self.base_url.as_str().trim_end_matches('/')
+        )
     }
 }
 
@@ -192,7 +196,11 @@ impl Config {
             serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(text))
                 .map_err(|e| {
                     let at = e.path().to_string();
-                    let at = if at == "." { String::new() } else { format!(" at `{at}`") };
+                    let at = if at == "." {
+                        String::new()
+                    } else {
+                        format!(" at `{at}`")
+                    };
                     Error::config(format!("Invalid LLMProxy options{at}: {}.", e.inner()))
                 })?
         };
@@ -258,10 +266,7 @@ mod tests {
         .unwrap();
         let c = Config::resolve(opts, &env).unwrap();
         assert_eq!(c.openai.api_key.unwrap().expose(), "sk-explicit");
-        assert_eq!(
-            c.openai.base_url.as_str(),
-            "https://example.test/v1/"
-        );
+        assert_eq!(c.openai.base_url.as_str(), "https://example.test/v1/");
     }
 
     #[test]
@@ -269,10 +274,20 @@ mod tests {
         let e = Config::from_json(r#"{"openAI":{}}"#).unwrap_err();
         assert_eq!(e.code, crate::error::ErrorCode::Config);
         assert!(e.message.contains("openAI"), "{}", e.message);
-        let e = Config::from_json(r#"{"compatible":{"groq":{"baseUrl":"not a url"}}}"#).unwrap_err();
-        assert!(e.message.contains("compatible.groq.baseUrl"), "{}", e.message);
-        let e = Config::from_json(r#"{"compatible":{"openai":{"baseUrl":"http://x"}}}"#).unwrap_err();
-        assert!(e.message.contains("taken by a built-in provider"), "{}", e.message);
+        let e =
+            Config::from_json(r#"{"compatible":{"groq":{"baseUrl":"not a url"}}}"#).unwrap_err();
+        assert!(
+            e.message.contains("compatible.groq.baseUrl"),
+            "{}",
+            e.message
+        );
+        let e =
+            Config::from_json(r#"{"compatible":{"openai":{"baseUrl":"http://x"}}}"#).unwrap_err();
+        assert!(
+            e.message.contains("taken by a built-in provider"),
+            "{}",
+            e.message
+        );
         let e = Config::from_json(r#"{"timeoutMs":0}"#).unwrap_err();
         assert!(e.message.contains("timeoutMs"), "{}", e.message);
     }
@@ -285,6 +300,9 @@ mod tests {
         .unwrap();
         let c = Config::resolve(opts, &|_| None).unwrap();
         let dbg = format!("{c:?}");
-        assert!(!dbg.contains("sk-hidden-value") && !dbg.contains("gsk-secret"), "{dbg}");
+        assert!(
+            !dbg.contains("sk-hidden-value") && !dbg.contains("gsk-secret"),
+            "{dbg}"
+        );
     }
 }

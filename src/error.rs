@@ -126,7 +126,10 @@ impl Error {
     }
 
     pub fn aborted() -> Self {
-        Self::new(ErrorCode::Aborted, "The request was aborted by its AbortSignal.")
+        Self::new(
+            ErrorCode::Aborted,
+            "The request was aborted by its AbortSignal.",
+        )
     }
 
     pub fn internal(message: impl Into<String>) -> Self {

@@ -97,7 +97,12 @@ impl Proxy {
         }
     }
 
-    fn openai_request(&self, route: &Route, req: &ChatRequest, stream: bool) -> Result<UpstreamRequest> {
+    fn openai_request(
+        &self,
+        route: &Route,
+        req: &ChatRequest,
+        stream: bool,
+    ) -> Result<UpstreamRequest> {
         let endpoint = self.endpoint(route)?;
         let dialect = if endpoint.is_openai {
             Dialect::OpenAi
@@ -126,7 +131,9 @@ impl Proxy {
             headers: endpoint.headers.clone(),
             secret_headers,
             secrets,
-            body: Bytes::from(serde_json::to_vec(&body).map_err(|e| Error::internal(e.to_string()))?),
+            body: Bytes::from(
+                serde_json::to_vec(&body).map_err(|e| Error::internal(e.to_string()))?,
+            ),
             timeout: self.config.timeout,
             stream,
             parse_error: openai::response::parse_error_body,

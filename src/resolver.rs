@@ -155,7 +155,9 @@ fn configured_route<'a>(model: &str, config: &'a Config) -> Option<&'a str> {
         .map(|(_, target)| target.as_str())
 }
 
-const BEDROCK_REGION_PREFIXES: [&str; 8] = ["us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca."];
+const BEDROCK_REGION_PREFIXES: [&str; 8] = [
+    "us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca.",
+];
 const BEDROCK_VENDORS: [&str; 12] = [
     "anthropic.",
     "meta.",
@@ -225,7 +227,14 @@ mod tests {
     #[test]
     fn catalogue_knows_the_built_in_families() {
         let c = config("{}");
-        for m in ["gpt-4o", "gpt-5-mini", "o1", "o3-mini", "o4-mini", "chatgpt-4o-latest"] {
+        for m in [
+            "gpt-4o",
+            "gpt-5-mini",
+            "o1",
+            "o3-mini",
+            "o4-mini",
+            "chatgpt-4o-latest",
+        ] {
             assert_eq!(route(m, &c).1, ProviderKind::Openai, "{m}");
         }
         for m in ["claude-sonnet-4-5", "claude-3-5-haiku-20241022"] {
@@ -252,11 +261,21 @@ mod tests {
         let c = config(r#"{"compatible":{"groq":{"baseUrl":"http://127.0.0.1:1/v1"}}}"#);
         assert_eq!(
             route("groq/llama-3.1-70b", &c),
-            ("groq".into(), ProviderKind::OpenaiCompatible, "llama-3.1-70b".into(), MatchedBy::Prefix)
+            (
+                "groq".into(),
+                ProviderKind::OpenaiCompatible,
+                "llama-3.1-70b".into(),
+                MatchedBy::Prefix
+            )
         );
         assert_eq!(
             route("openai/gpt-4o", &c),
-            ("openai".into(), ProviderKind::Openai, "gpt-4o".into(), MatchedBy::Prefix)
+            (
+                "openai".into(),
+                ProviderKind::Openai,
+                "gpt-4o".into(),
+                MatchedBy::Prefix
+            )
         );
         assert_eq!(route("anthropic/claude-x", &c).1, ProviderKind::Anthropic);
         let r = resolve("bedrock-converse/anthropic.claude-3-haiku", &c).unwrap();
@@ -280,14 +299,34 @@ mod tests {
             r#"{"compatible":{"a":{"baseUrl":"http://x"},"b":{"baseUrl":"http://y"}},
                 "routes":{"gpt-4o":"a/my-gpt","llama*":"b/llama-hosted","llama-3*":"a/llama3","fast":"claude-haiku-4-5"}}"#,
         );
-        assert_eq!(route("gpt-4o", &c), ("a".into(), ProviderKind::OpenaiCompatible, "my-gpt".into(), MatchedBy::Route));
+        assert_eq!(
+            route("gpt-4o", &c),
+            (
+                "a".into(),
+                ProviderKind::OpenaiCompatible,
+                "my-gpt".into(),
+                MatchedBy::Route
+            )
+        );
         assert_eq!(route("llama-2", &c).0, "b");
         assert_eq!(route("llama-3.1", &c).0, "a");
-        assert_eq!(route("fast", &c), ("anthropic".into(), ProviderKind::Anthropic, "claude-haiku-4-5".into(), MatchedBy::Route));
+        assert_eq!(
+            route("fast", &c),
+            (
+                "anthropic".into(),
+                ProviderKind::Anthropic,
+                "claude-haiku-4-5".into(),
+                MatchedBy::Route
+            )
+        );
         // Two compatible endpoints: an unknown model is not guessed.
         let e = resolve("mystery", &c).unwrap_err();
         assert_eq!(e.code, ErrorCode::UnsupportedModel);
-        assert!(e.message.contains("'a/mystery'") && e.message.contains("'b/mystery'"), "{}", e.message);
+        assert!(
+            e.message.contains("'a/mystery'") && e.message.contains("'b/mystery'"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -302,7 +341,15 @@ mod tests {
 
     #[test]
     fn reasoning_models() {
-        for m in ["o1", "o1-mini", "o3", "o4-mini", "gpt-5", "gpt-5-mini", "gpt-5.1"] {
+        for m in [
+            "o1",
+            "o1-mini",
+            "o3",
+            "o4-mini",
+            "gpt-5",
+            "gpt-5-mini",
+            "gpt-5.1",
+        ] {
             assert!(is_openai_reasoning_model(m), "{m}");
         }
         for m in ["gpt-4o", "gpt-4.1", "gpt-5-chat-latest", "omni"] {

@@ -66,7 +66,8 @@ fn find_key_start(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
     let mut from = 0;
     while let Some(i) = text[from..].find("sk-").map(|i| i + from) {
-        let at_word_start = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'-');
+        let at_word_start =
+            i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'-');
         if at_word_start {
             return Some(i);
         }

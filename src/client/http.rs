@@ -73,7 +73,9 @@ pub async fn send(req: &UpstreamRequest) -> Result<reqwest::Response> {
         let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| Error::config(format!("'{name}' is not a valid HTTP header name.")))?;
         let value = HeaderValue::from_str(value).map_err(|_| {
-            Error::config(format!("The value of header '{name}' is not valid in HTTP."))
+            Error::config(format!(
+                "The value of header '{name}' is not valid in HTTP."
+            ))
         })?;
         headers.append(name, value);
     }
@@ -172,16 +174,26 @@ pub fn http_error(req: &UpstreamRequest, status: u16, headers: &HeaderMap, body:
         .as_ref()
         .map(|i| i.message.clone())
         .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| text.chars().take(300).collect::<String>().trim().to_string());
+        .unwrap_or_else(|| {
+            text.chars()
+                .take(300)
+                .collect::<String>()
+                .trim()
+                .to_string()
+        });
     let advice = match code {
         ErrorCode::Authentication => " Check the API key for this provider.",
         ErrorCode::Permission => " The key is valid but may not use this model or resource.",
         ErrorCode::NotFound => " Check the model name and the base URL.",
-        ErrorCode::RateLimit if info.as_ref().and_then(|i| i.code.as_deref()) == Some("insufficient_quota") => {
+        ErrorCode::RateLimit
+            if info.as_ref().and_then(|i| i.code.as_deref()) == Some("insufficient_quota") =>
+        {
             " The account has run out of quota; retrying will not help."
         }
         ErrorCode::RateLimit => " Wait and retry, or lower the request rate.",
-        ErrorCode::Overloaded | ErrorCode::ServerError => " This is on the provider's side; retrying may help.",
+        ErrorCode::Overloaded | ErrorCode::ServerError => {
+            " This is on the provider's side; retrying may help."
+        }
         ErrorCode::InvalidRequest => " Fix the request before retrying.",
         _ => "",
     };
@@ -236,7 +248,12 @@ pub fn code_for_status(status: u16, info: Option<&ProviderError>) -> ErrorCode {
 
 /// `retry-after-ms` (OpenAI), else `Retry-After` in seconds or as an HTTP date.
 pub fn retry_after_ms(headers: &HeaderMap, now: SystemTime) -> Option<u64> {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
         if ms.is_finite() && ms >= 0.0 {
             return Some(ms.round() as u64);
@@ -315,7 +332,12 @@ mod tests {
         .unwrap();
         let e = http_error(&req(), 401, &HeaderMap::new(), &body);
         assert_eq!(e.code, ErrorCode::Authentication);
-        assert!(e.message.starts_with("openai returned HTTP 401: Incorrect API key provided: [redacted]."), "{}", e.message);
+        assert!(
+            e.message
+                .starts_with("openai returned HTTP 401: Incorrect API key provided: [redacted]."),
+            "{}",
+            e.message
+        );
         assert!(e.message.contains("Check the API key"));
         assert_eq!(e.body.as_ref().unwrap()["error"]["code"], "invalid_api_key");
         assert!(!e.to_json().contains("sk-"), "{}", e.to_json());
@@ -353,24 +375,45 @@ mod tests {
     #[test]
     fn non_json_error_bodies_are_kept_as_text() {
         let e = http_error(&req(), 502, &HeaderMap::new(), b"<html>Bad Gateway</html>");
-        assert_eq!(e.body, Some(Value::String("<html>Bad Gateway</html>".into())));
+        assert_eq!(
+            e.body,
+            Some(Value::String("<html>Bad Gateway</html>".into()))
+        );
         assert!(e.message.contains("Bad Gateway"));
     }
 
     #[test]
     fn retry_after_forms() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(retry_after_ms(&headers(&[("retry-after", "2")]), now), Some(2000));
-        assert_eq!(retry_after_ms(&headers(&[("retry-after", "0.5")]), now), Some(500));
         assert_eq!(
-            retry_after_ms(&headers(&[("retry-after-ms", "1234"), ("retry-after", "9")]), now),
+            retry_after_ms(&headers(&[("retry-after", "2")]), now),
+            Some(2000)
+        );
+        assert_eq!(
+            retry_after_ms(&headers(&[("retry-after", "0.5")]), now),
+            Some(500)
+        );
+        assert_eq!(
+            retry_after_ms(
+                &headers(&[("retry-after-ms", "1234"), ("retry-after", "9")]),
+                now
+            ),
             Some(1234)
         );
         let date = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        assert_eq!(retry_after_ms(&headers(&[("retry-after", &date)]), now), Some(30_000));
+        assert_eq!(
+            retry_after_ms(&headers(&[("retry-after", &date)]), now),
+            Some(30_000)
+        );
         let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
-        assert_eq!(retry_after_ms(&headers(&[("retry-after", &past)]), now), Some(0));
-        assert_eq!(retry_after_ms(&headers(&[("retry-after", "soon")]), now), None);
+        assert_eq!(
+            retry_after_ms(&headers(&[("retry-after", &past)]), now),
+            Some(0)
+        );
+        assert_eq!(
+            retry_after_ms(&headers(&[("retry-after", "soon")]), now),
+            None
+        );
         assert_eq!(retry_after_ms(&HeaderMap::new(), now), None);
     }
 }

@@ -73,15 +73,16 @@ pub fn stream_events(req: &ChatRequest, model: &str) -> Vec<Bytes> {
         });
         Bytes::from(format!("data: {chunk}\n\n"))
     };
-    let delta = |delta: Value, finish: Value| {
-        json!([{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }])
-    };
+    let delta = |delta: Value, finish: Value| json!([{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }]);
     let mut events = vec![event(
         delta(json!({ "role": "assistant", "content": "" }), Value::Null),
         Value::Null,
     )];
     for word in words(&text) {
-        events.push(event(delta(json!({ "content": word }), Value::Null), Value::Null));
+        events.push(event(
+            delta(json!({ "content": word }), Value::Null),
+            Value::Null,
+        ));
     }
     events.push(event(delta(json!({}), json!("stop")), Value::Null));
     events.push(event(json!([]), usage(req, &text)));
@@ -122,7 +123,14 @@ mod tests {
 
     #[test]
     fn words_rejoin_to_the_text() {
-        for text in ["Hello world", "  lead and trail  ", "one", "", "a\n\nb\tc", "émoji 😄 ok"] {
+        for text in [
+            "Hello world",
+            "  lead and trail  ",
+            "one",
+            "",
+            "a\n\nb\tc",
+            "émoji 😄 ok",
+        ] {
             assert_eq!(words(text).concat(), text);
         }
         assert_eq!(words("Hello big world"), vec!["Hello", " big", " world"]);
@@ -135,7 +143,9 @@ mod tests {
             {"role": "user", "content": [{"type": "text", "text": "second"}]}
         ]}));
         assert_eq!(reply(&r), "second");
-        let r = req(json!({"model": "mock/x", "mock_response": "canned", "messages": [{"role": "user", "content": "q"}]}));
+        let r = req(
+            json!({"model": "mock/x", "mock_response": "canned", "messages": [{"role": "user", "content": "q"}]}),
+        );
         assert_eq!(reply(&r), "canned");
     }
 }

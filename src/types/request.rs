@@ -557,16 +557,26 @@ mod tests {
         assert!(err(json!({"model": "gpt-4o", "messages": []})).contains("`messages` is empty"));
         assert!(err(json!({"model": 5, "messages": []})).contains("`model` is invalid"));
         assert!(err(json!({"model": "m", "messages": "hi"})).contains("`messages` is invalid"));
-        assert!(err(json!({"model": "m", "messages": [{"role": "user", "content": 3}]}))
-            .contains("messages[0].content must be a string or an array"));
-        assert!(err(json!({"model": "m", "messages": [{"role": "bot", "content": "x"}]}))
-            .contains("messages[0].role is 'bot'"));
-        assert!(err(json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]}))
-            .contains("no `tool_call_id`"));
-        let m = err(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}));
+        assert!(
+            err(json!({"model": "m", "messages": [{"role": "user", "content": 3}]}))
+                .contains("messages[0].content must be a string or an array")
+        );
+        assert!(
+            err(json!({"model": "m", "messages": [{"role": "bot", "content": "x"}]}))
+                .contains("messages[0].role is 'bot'")
+        );
+        assert!(
+            err(json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]}))
+                .contains("no `tool_call_id`")
+        );
+        let m = err(
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}),
+        );
         assert!(m.contains("`temperature` is invalid"), "{m}");
-        let m = err(json!({"model": "m", "messages": [{"role": "assistant", "content": null,
-            "tool_calls": [{"id": "a", "type": "function", "function": {"arguments": "{}"}}]}]}));
+        let m = err(
+            json!({"model": "m", "messages": [{"role": "assistant", "content": null,
+            "tool_calls": [{"id": "a", "type": "function", "function": {"arguments": "{}"}}]}]}),
+        );
         assert!(m.contains("messages[0].tool_calls"), "{m}");
     }
 
@@ -586,7 +596,10 @@ mod tests {
         assert!(r.legacy_functions);
         let tools = r.tools.unwrap();
         assert_eq!(tools[0].function.as_ref().unwrap().name, "get_weather");
-        assert_eq!(r.tool_choice, Some(ToolChoice::Function("get_weather".into())));
+        assert_eq!(
+            r.tool_choice,
+            Some(ToolChoice::Function("get_weather".into()))
+        );
         let call = &r.messages[1].tool_calls[0];
         assert_eq!(call.id, "call_legacy_1");
         assert_eq!(call.function.arguments, "{\"city\":\"Paris\"}");
@@ -633,14 +646,23 @@ mod tests {
 
     #[test]
     fn content_parts_are_checked() {
-        let m = err(json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}));
+        let m = err(
+            json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}),
+        );
         assert!(m.contains("messages[0].content[0] is an image part"), "{m}");
-        let r = parse(json!({"model": "m", "messages": [{"role": "user", "content": [
-            {"type": "text", "text": "Look"},
-            {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "low"}}
-        ]}]}))
+        let r = parse(
+            json!({"model": "m", "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "Look"},
+                {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "low"}}
+            ]}]}),
+        )
         .unwrap();
-        let Some(Content::Parts(parts)) = &r.messages[0].content else { panic!() };
-        assert_eq!(parts[1].image_url.as_ref().unwrap().detail.as_deref(), Some("low"));
+        let Some(Content::Parts(parts)) = &r.messages[0].content else {
+            panic!()
+        };
+        assert_eq!(
+            parts[1].image_url.as_ref().unwrap().detail.as_deref(),
+            Some("low")
+        );
     }
 }

@@ -201,8 +201,12 @@ mod tests {
 
     #[test]
     fn non_reasoning_openai_models_do_not_get_reasoning_effort() {
-        let r = req(json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}], "reasoning_effort": "low"}));
-        assert!(build_body(&r, "gpt-4o", Dialect::OpenAi, false).get("reasoning_effort").is_none());
+        let r = req(
+            json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}], "reasoning_effort": "low"}),
+        );
+        assert!(build_body(&r, "gpt-4o", Dialect::OpenAi, false)
+            .get("reasoning_effort")
+            .is_none());
     }
 
     #[test]
@@ -248,9 +252,15 @@ mod tests {
             body["messages"][1],
             json!({"role": "assistant", "tool_calls": [{"id": "call_legacy_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]})
         );
-        assert_eq!(body["messages"][2], json!({"role": "tool", "tool_call_id": "call_legacy_1", "content": "20C"}));
+        assert_eq!(
+            body["messages"][2],
+            json!({"role": "tool", "tool_call_id": "call_legacy_1", "content": "20C"})
+        );
         assert_eq!(body["messages"][3]["tool_calls"][0]["id"], "call_a");
         assert_eq!(body["messages"][3]["content"], "Checking both.");
-        assert_eq!(body["messages"][4], json!({"role": "tool", "tool_call_id": "call_a", "content": "21C"}));
+        assert_eq!(
+            body["messages"][4],
+            json!({"role": "tool", "tool_call_id": "call_a", "content": "21C"})
+        );
     }
 }

@@ -38,7 +38,10 @@ pub fn parse_error_body(body: &Value) -> Option<ProviderError> {
             ..Default::default()
         }),
         _ => {
-            let message = body.get("message").or_else(|| body.get("detail")).and_then(text)?;
+            let message = body
+                .get("message")
+                .or_else(|| body.get("detail"))
+                .and_then(text)?;
             Some(ProviderError {
                 message,
                 kind: body.get("type").and_then(text),
@@ -80,13 +83,18 @@ pub fn parse_response(body: &[u8], requested_model: &str) -> Result<ChatCompleti
             ErrorCode::ServerError,
             format!("The provider answered with a body that is not valid JSON ({e})."),
         )
-        .with_body(Some(Value::String(String::from_utf8_lossy(body).chars().take(2000).collect())))
+        .with_body(Some(Value::String(
+            String::from_utf8_lossy(body).chars().take(2000).collect(),
+        )))
     })?;
     if let Some(err) = value.get("error").filter(|e| !e.is_null()) {
         let info = parse_error_body(&value).unwrap_or_default();
         return Err(Error::new(
             code_for_error_kind(info.kind.as_deref(), info.code.as_deref()),
-            format!("The provider returned an error instead of a completion: {}", info.message),
+            format!(
+                "The provider returned an error instead of a completion: {}",
+                info.message
+            ),
         )
         .with_body(Some(err.clone())));
     }
@@ -173,11 +181,29 @@ mod tests {
         assert_eq!(c.model, "gpt-3.5-turbo-0125");
         let choice = &c.choices[0];
         assert_eq!(choice.finish_reason.as_deref(), Some("stop"));
-        assert!(choice.message.content.as_deref().unwrap().starts_with("Why did the Opentelemetry developer go broke?"));
+        assert!(choice
+            .message
+            .content
+            .as_deref()
+            .unwrap()
+            .starts_with("Why did the Opentelemetry developer go broke?"));
         let usage = c.usage.as_ref().unwrap();
-        assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.total_tokens), (15, 31, 46));
-        assert_eq!(usage.prompt_tokens_details.as_ref().unwrap()["cached_tokens"], 0);
-        assert_eq!(usage.completion_tokens_details.as_ref().unwrap()["reasoning_tokens"], 0);
+        assert_eq!(
+            (
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.total_tokens
+            ),
+            (15, 31, 46)
+        );
+        assert_eq!(
+            usage.prompt_tokens_details.as_ref().unwrap()["cached_tokens"],
+            0
+        );
+        assert_eq!(
+            usage.completion_tokens_details.as_ref().unwrap()["reasoning_tokens"],
+            0
+        );
         // Provider fields not modelled here pass through.
         let v = serde_json::to_value(&c).unwrap();
         assert_eq!(v["service_tier"], "default");
@@ -191,7 +217,10 @@ mod tests {
         assert_eq!(calls.len(), 2);
         assert_eq!(calls[0].id, "call_rU416PaA6UFgxje2GemBVAwt");
         assert_eq!(calls[0].function.name, "get_current_weather");
-        assert_eq!(calls[0].function.arguments, "{\"location\": \"San Francisco\"}");
+        assert_eq!(
+            calls[0].function.arguments,
+            "{\"location\": \"San Francisco\"}"
+        );
         assert_eq!(calls[1].id, "call_iqCZB6DkOW5TPjHK29vpiAFa");
         assert_eq!(calls[1].function.arguments, "{\"location\": \"Boston\"}");
         assert_eq!(c.choices[0].finish_reason.as_deref(), Some("tool_calls"));
@@ -219,21 +248,45 @@ mod tests {
 
     #[test]
     fn error_bodies_in_every_shape() {
-        let e = parse_error_body(&serde_json::from_slice(&fixture("errors/401-invalid-api-key.json")).unwrap()).unwrap();
+        let e = parse_error_body(
+            &serde_json::from_slice(&fixture("errors/401-invalid-api-key.json")).unwrap(),
+        )
+        .unwrap();
         assert_eq!(e.kind.as_deref(), Some("invalid_request_error"));
         assert_eq!(e.code.as_deref(), Some("invalid_api_key"));
         assert!(e.message.starts_with("Incorrect API key provided"));
-        assert_eq!(parse_error_body(&json!({"error": "boom"})).unwrap().message, "boom");
-        assert_eq!(parse_error_body(&json!({"detail": "Not Found"})).unwrap().message, "Not Found");
+        assert_eq!(
+            parse_error_body(&json!({"error": "boom"})).unwrap().message,
+            "boom"
+        );
+        assert_eq!(
+            parse_error_body(&json!({"detail": "Not Found"}))
+                .unwrap()
+                .message,
+            "Not Found"
+        );
         assert_eq!(parse_error_body(&json!({"ok": true})), None);
-        assert_eq!(code_for_error_kind(Some("invalid_request_error"), Some("invalid_api_key")), ErrorCode::Authentication);
-        assert_eq!(code_for_error_kind(Some("server_error"), None), ErrorCode::ServerError);
-        assert_eq!(code_for_error_kind(None, Some("rate_limit_exceeded")), ErrorCode::RateLimit);
+        assert_eq!(
+            code_for_error_kind(Some("invalid_request_error"), Some("invalid_api_key")),
+            ErrorCode::Authentication
+        );
+        assert_eq!(
+            code_for_error_kind(Some("server_error"), None),
+            ErrorCode::ServerError
+        );
+        assert_eq!(
+            code_for_error_kind(None, Some("rate_limit_exceeded")),
+            ErrorCode::RateLimit
+        );
     }
 
     #[test]
     fn an_error_object_in_a_200_body_is_an_error_and_garbage_is_too() {
-        let e = parse_response(br#"{"error":{"message":"model overloaded","type":"overloaded_error"}}"#, "m").unwrap_err();
+        let e = parse_response(
+            br#"{"error":{"message":"model overloaded","type":"overloaded_error"}}"#,
+            "m",
+        )
+        .unwrap_err();
         assert_eq!(e.code, ErrorCode::Overloaded);
         let e = parse_response(b"<html>502</html>", "m").unwrap_err();
         assert_eq!(e.code, ErrorCode::ServerError);

@@ -90,7 +90,9 @@ impl ChunkNormalizer {
         let chunk: ChatCompletionChunk = serde_json::from_value(value).map_err(|e| {
             Error::new(
                 ErrorCode::StreamInterrupted,
-                format!("The provider sent a stream event that is not a chat.completion.chunk ({e})."),
+                format!(
+                    "The provider sent a stream event that is not a chat.completion.chunk ({e})."
+                ),
             )
         })?;
         self.on_chunk(chunk, out);
@@ -158,7 +160,9 @@ impl ChunkNormalizer {
                         pos
                     }
                     None => {
-                        state.tool_keys.push(key.unwrap_or(ToolKey::Index(u32::MAX)));
+                        state
+                            .tool_keys
+                            .push(key.unwrap_or(ToolKey::Index(u32::MAX)));
                         if call.id.as_deref().is_none_or(str::is_empty) {
                             call.id = Some(ids::tool_call_id());
                         }
@@ -225,7 +229,14 @@ impl ChunkNormalizer {
                         role: None,
                         ..Default::default()
                     },
-                    finish_reason: Some(if s.tool_keys.is_empty() { "stop" } else { "tool_calls" }.into()),
+                    finish_reason: Some(
+                        if s.tool_keys.is_empty() {
+                            "stop"
+                        } else {
+                            "tool_calls"
+                        }
+                        .into(),
+                    ),
                     logprobs: None,
                     extra: Map::new(),
                 }
@@ -243,7 +254,11 @@ impl ChunkNormalizer {
         Ok(())
     }
 
-    fn bare_chunk(&mut self, choices: Vec<ChunkChoice>, usage: Option<Usage>) -> ChatCompletionChunk {
+    fn bare_chunk(
+        &mut self,
+        choices: Vec<ChunkChoice>,
+        usage: Option<Usage>,
+    ) -> ChatCompletionChunk {
         ChatCompletionChunk {
             id: self.id(),
             object: chunk_object(),
@@ -264,7 +279,9 @@ impl ChunkNormalizer {
     }
 
     fn model(&self) -> String {
-        self.model.clone().unwrap_or_else(|| self.requested_model.clone())
+        self.model
+            .clone()
+            .unwrap_or_else(|| self.requested_model.clone())
     }
 }
 
@@ -276,7 +293,10 @@ fn stream_error(data: &str) -> Error {
     });
     Error::new(
         code_for_error_kind(info.kind.as_deref(), info.code.as_deref()),
-        format!("The provider reported an error during the stream: {}", info.message),
+        format!(
+            "The provider reported an error during the stream: {}",
+            info.message
+        ),
     )
     .with_body(Some(body))
 }
@@ -302,12 +322,22 @@ mod tests {
     }
 
     fn fixture(path: &str) -> Vec<u8> {
-        std::fs::read(format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        std::fs::read(format!(
+            "{}/tests/fixtures/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
     }
 
-    /// Checks the stream contract and returns (text, tool calls as (id, name, args), finish, usage).
-    fn assemble(chunks: &[ChatCompletionChunk]) -> (String, Vec<(String, String, String)>, String, Option<Usage>) {
-        assert_eq!(chunks[0].choices[0].delta.role.as_deref(), Some("assistant"));
+    /// Text, tool calls as (id, name, arguments), the finish reason, the usage.
+    type Assembled = (String, Vec<(String, String, String)>, String, Option<Usage>);
+
+    /// Checks the stream contract and returns what the chunks add up to.
+    fn assemble(chunks: &[ChatCompletionChunk]) -> Assembled {
+        assert_eq!(
+            chunks[0].choices[0].delta.role.as_deref(),
+            Some("assistant")
+        );
         let mut text = String::new();
         let mut calls: Vec<(String, String, String)> = Vec::new();
         let mut finishes = Vec::new();
@@ -327,7 +357,11 @@ mod tests {
                 for t in ch.delta.tool_calls.iter().flatten() {
                     let idx = t.index.unwrap() as usize;
                     if idx == calls.len() {
-                        calls.push((t.id.clone().expect("first delta has id"), String::new(), String::new()));
+                        calls.push((
+                            t.id.clone().expect("first delta has id"),
+                            String::new(),
+                            String::new(),
+                        ));
                         assert_eq!(t.kind.as_deref(), Some("function"));
                     } else {
                         assert!(idx < calls.len(), "tool index {idx} skips numbers");
@@ -357,7 +391,14 @@ mod tests {
         assert!(calls.is_empty());
         assert_eq!(finish, "stop");
         let usage = usage.unwrap();
-        assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.total_tokens), (168, 137, 305));
+        assert_eq!(
+            (
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.total_tokens
+            ),
+            (168, 137, 305)
+        );
         assert_eq!(chunks[0].id, "chatcmpl-ClLAi76zCMxpauGRKQ6MTp0xe6EyS");
         assert_eq!(chunks[0].model, "gpt-4o-mini-2024-07-18");
         assert_eq!(chunks[0].created, 1765398836);
@@ -384,38 +425,69 @@ mod tests {
 
     #[test]
     fn parallel_tool_call_deltas() {
-        for f in ["openai/sse/parallel-tool-call-deltas-2024.sse", "openai/sse/parallel-tool-call-deltas-2026.sse"] {
+        for f in [
+            "openai/sse/parallel-tool-call-deltas-2024.sse",
+            "openai/sse/parallel-tool-call-deltas-2026.sse",
+        ] {
             let chunks = run(&fixture(f)).unwrap();
             let (_, calls, finish, _) = assemble(&chunks);
             assert_eq!(calls.len(), 2, "{f}");
             assert!(calls.iter().all(|c| c.1 == "get_current_weather"));
             let cities: Vec<String> = calls
                 .iter()
-                .map(|c| serde_json::from_str::<Value>(&c.2).unwrap()["location"].as_str().unwrap().to_string())
+                .map(|c| {
+                    serde_json::from_str::<Value>(&c.2).unwrap()["location"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
                 .collect();
-            assert!(cities[0].contains("San Francisco") && cities[1].contains("Boston"), "{cities:?}");
+            assert!(
+                cities[0].contains("San Francisco") && cities[1].contains("Boston"),
+                "{cities:?}"
+            );
             assert_eq!(finish, "tool_calls");
         }
     }
 
     #[test]
     fn deepseek_usage_on_the_finish_chunk_moves_to_its_own_chunk() {
-        let chunks = run(&fixture("openai-compatible/sse/deepseek-usage-in-final-choice-chunk.sse")).unwrap();
+        let chunks = run(&fixture(
+            "openai-compatible/sse/deepseek-usage-in-final-choice-chunk.sse",
+        ))
+        .unwrap();
         let (text, _, finish, usage) = assemble(&chunks);
         assert!(text.starts_with("Sure! Here"), "{text}");
         assert!(text.ends_with(" 😄"));
         assert_eq!(finish, "stop");
         let usage = usage.unwrap();
-        assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.total_tokens), (12, 89, 101));
+        assert_eq!(
+            (
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.total_tokens
+            ),
+            (12, 89, 101)
+        );
         assert_eq!(usage.extra["prompt_cache_miss_tokens"], 12);
     }
 
     #[test]
     fn gateway_tool_index_starting_at_one_is_renumbered_from_zero() {
-        let chunks = run(&fixture("openai-compatible/sse/gateway-tool-call-index-1.sse")).unwrap();
+        let chunks = run(&fixture(
+            "openai-compatible/sse/gateway-tool-call-index-1.sse",
+        ))
+        .unwrap();
         let (text, calls, finish, _) = assemble(&chunks);
         assert_eq!(text, "Reading it.");
-        assert_eq!(calls, vec![("toolu_sanitized".into(), "read_file".into(), "{\"path\": \"a.txt\"}".into())]);
+        assert_eq!(
+            calls,
+            vec![(
+                "toolu_sanitized".into(),
+                "read_file".into(),
+                "{\"path\": \"a.txt\"}".into()
+            )]
+        );
         assert_eq!(finish, "tool_calls");
     }
 
@@ -429,7 +501,8 @@ mod tests {
 
     #[test]
     fn a_cut_stream_is_an_error() {
-        let body = b"data: {\"id\":\"a\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n";
+        let body =
+            b"data: {\"id\":\"a\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n";
         let e = run(body).unwrap_err();
         assert_eq!(e.code, ErrorCode::StreamInterrupted);
         // Cut in the middle of an event's JSON.

@@ -1,0 +1,199 @@
+'use strict'
+
+// The public JavaScript face of llm-proxy: a thin layer over the native core (native.js, generated
+// by napi-rs). It turns requests into JSON text, native errors into LLMProxyError, AbortSignals
+// into cancellation, and batches of streamed chunks into an async iterator.
+
+const native = require('./native.js')
+
+const ERROR_MARK = 'LLMPROXY_ERROR:'
+
+class LLMProxyError extends Error {
+  constructor(info, options) {
+    super(info.message, options)
+    this.name = 'LLMProxyError'
+    this.code = info.code
+    this.provider = info.provider
+    this.status = info.status
+    this.retryable = Boolean(info.retryable)
+    this.retryAfterMs = info.retryAfterMs
+    this.body = info.body
+  }
+}
+
+/** Any error from the native side, as an LLMProxyError. */
+function fromNative(err) {
+  if (err instanceof LLMProxyError) return err
+  const message = err && typeof err.message === 'string' ? err.message : String(err)
+  if (message.startsWith(ERROR_MARK)) {
+    try {
+      return new LLMProxyError(JSON.parse(message.slice(ERROR_MARK.length)))
+    } catch {
+      // fall through: report it as a bug below
+    }
+  }
+  return new LLMProxyError(
+    {
+      code: 'internal',
+      message: `Unexpected failure inside llm-proxy: ${message}. This is a bug in llm-proxy; please report it.`,
+      retryable: false,
+    },
+    { cause: err },
+  )
+}
+
+function invalid(message, cause) {
+  return new LLMProxyError({ code: 'invalid_request', message, retryable: false }, cause ? { cause } : undefined)
+}
+
+function abortedError(signal) {
+  const reason = signal && signal.reason
+  const why = reason && reason.name === 'TimeoutError' ? ' (its timeout elapsed)' : ''
+  return new LLMProxyError(
+    { code: 'aborted', message: `The request was aborted by its AbortSignal${why}.`, retryable: false },
+    reason === undefined ? undefined : { cause: reason },
+  )
+}
+
+function requestJson(request) {
+  if (request === null || typeof request !== 'object' || Array.isArray(request)) {
+    throw invalid(
+      `The request must be an object like { model, messages }, not ${request === null ? 'null' : Array.isArray(request) ? 'an array' : typeof request}.`,
+    )
+  }
+  try {
+    return JSON.stringify(request)
+  } catch (err) {
+    throw invalid(`The request cannot be sent as JSON (${err.message}); remove BigInt values and circular references.`, err)
+  }
+}
+
+function checkSignal(options) {
+  if (options === undefined || options === null) return undefined
+  if (typeof options !== 'object') {
+    throw invalid('The second argument must be an options object like { signal }.')
+  }
+  const { signal } = options
+  if (signal === undefined || signal === null) return undefined
+  if (typeof signal.aborted !== 'boolean' || typeof signal.addEventListener !== 'function') {
+    throw invalid('`signal` must be an AbortSignal (for example from new AbortController().signal).')
+  }
+  return signal
+}
+
+/** Connects an AbortSignal to a native cancel token; returns the function that disconnects it. */
+function bridge(signal, token, onAbort) {
+  if (!signal) return () => {}
+  const listener = () => {
+    token.cancel()
+    if (onAbort) onAbort()
+  }
+  signal.addEventListener('abort', listener, { once: true })
+  return () => signal.removeEventListener('abort', listener)
+}
+
+async function* failed(err) {
+  throw err
+}
+
+async function* iterate(handle, unbridge, signal) {
+  let complete = false
+  try {
+    for (;;) {
+      let text
+      try {
+        text = await handle.nextBatch()
+      } catch (err) {
+        const e = fromNative(err)
+        throw e.code === 'aborted' && signal ? abortedError(signal) : e
+      }
+      if (text === null) {
+        complete = true
+        return
+      }
+      const batch = JSON.parse(text)
+      for (let i = 0; i < batch.length; i++) yield batch[i]
+    }
+  } finally {
+    unbridge()
+    // `break`, a throw in the consumer's loop body, or an error: stop the upstream request.
+    if (!complete) handle.cancel()
+  }
+}
+
+class LLMProxy {
+  #native
+
+  /**
+   * @param {object} [options] providers' keys and endpoints; every field is optional and falls back
+   *   to the official SDKs' environment variables.
+   */
+  constructor(options = {}) {
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+      throw new LLMProxyError({
+        code: 'config',
+        message: 'LLMProxy options must be an object like { openai: { apiKey } }.',
+        retryable: false,
+      })
+    }
+    let json
+    try {
+      json = JSON.stringify(options)
+    } catch (err) {
+      throw new LLMProxyError({ code: 'config', message: `LLMProxy options cannot be read: ${err.message}.`, retryable: false })
+    }
+    try {
+      this.#native = new native.NativeProxy(json)
+    } catch (err) {
+      throw fromNative(err)
+    }
+  }
+
+  /** Sends a chat request and resolves with an OpenAI `chat.completion`. */
+  async generate(request, options) {
+    const json = requestJson(request)
+    const signal = checkSignal(options)
+    if (signal && signal.aborted) throw abortedError(signal)
+    const token = new native.CancelToken()
+    const unbridge = bridge(signal, token)
+    try {
+      return JSON.parse(await this.#native.generate(json, token))
+    } catch (err) {
+      const e = fromNative(err)
+      throw e.code === 'aborted' && signal ? abortedError(signal) : e
+    } finally {
+      unbridge()
+    }
+  }
+
+  /**
+   * Sends a chat request and returns an async iterable of OpenAI `chat.completion.chunk`s. Errors,
+   * including invalid requests, are thrown from the iteration.
+   */
+  stream(request, options) {
+    let json, signal
+    try {
+      json = requestJson(request)
+      signal = checkSignal(options)
+    } catch (err) {
+      return failed(err)
+    }
+    if (signal && signal.aborted) return failed(abortedError(signal))
+    const token = new native.CancelToken()
+    const handle = this.#native.stream(json, token)
+    const unbridge = bridge(signal, token)
+    return iterate(handle, unbridge, signal)
+  }
+
+  /** Which provider and upstream model a request for `model` would go to. */
+  resolve(model) {
+    if (typeof model !== 'string') throw invalid(`resolve() takes a model name string, not ${typeof model}.`)
+    try {
+      return JSON.parse(this.#native.resolve(model))
+    } catch (err) {
+      throw fromNative(err)
+    }
+  }
+}
+
+module.exports = { LLMProxy, LLMProxyError, ERROR_CODES: Object.freeze(native.errorCodes()) }
