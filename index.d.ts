@@ -59,7 +59,7 @@ export interface LLMProxyOptions {
   compatible?: Record<string, CompatibleOptions>
   /** Model name, or a `prefix*` pattern, → `provider/model`; checked before the built-in catalogue. */
   routes?: Record<string, string>
-  /** Time limit of a whole non-streamed request, and of the wait for a stream's first response. Default 600000 (10 minutes). */
+  /** Time limit of a whole non-streamed request; for a stream, of the wait for its response and of each silence between two pieces. Default 600000 (10 minutes). */
   timeoutMs?: number
 }
 

@@ -62,6 +62,7 @@ impl Proxy {
                     body,
                     openai::stream::ChunkNormalizer::new(&req.model),
                     "mock".into(),
+                    self.config.timeout,
                 ))
             }
             ProviderKind::Openai | ProviderKind::OpenaiCompatible => {
@@ -82,6 +83,7 @@ impl Proxy {
                     body,
                     openai::stream::ChunkNormalizer::new(&route.model),
                     route.provider.clone(),
+                    self.config.timeout,
                 ))
             }
             ProviderKind::Anthropic | ProviderKind::Bedrock => Err(not_yet(&route)),

@@ -8,6 +8,7 @@ use crate::types::response::ChatCompletionChunk;
 use bytes::Bytes;
 use futures_util::stream::{self, BoxStream, Stream, StreamExt};
 use std::collections::VecDeque;
+use std::time::Duration;
 
 pub type ChunkStream = BoxStream<'static, Result<ChatCompletionChunk>>;
 
@@ -17,12 +18,18 @@ struct State<S> {
     normalizer: ChunkNormalizer,
     pending: VecDeque<ChatCompletionChunk>,
     provider: String,
+    idle_timeout: Duration,
     finished: bool,
 }
 
 /// Chunks are handed on as soon as the bytes that complete them arrive; nothing is held back
-/// except the usage, which comes last.
-pub fn sse_chunks<S>(body: S, normalizer: ChunkNormalizer, provider: String) -> ChunkStream
+/// except the usage, which comes last. A body silent for `idle_timeout` fails with `timeout`.
+pub fn sse_chunks<S>(
+    body: S,
+    normalizer: ChunkNormalizer,
+    provider: String,
+    idle_timeout: Duration,
+) -> ChunkStream
 where
     S: Stream<Item = Result<Bytes>> + Send + Unpin + 'static,
 {
@@ -32,6 +39,7 @@ where
         normalizer,
         pending: VecDeque::new(),
         provider,
+        idle_timeout,
         finished: false,
     };
     stream::unfold(state, |mut st| async move {
@@ -45,10 +53,18 @@ where
             let step = if st.normalizer.is_done() {
                 end(&mut st)
             } else {
-                match st.body.next().await {
-                    Some(Ok(bytes)) => on_bytes(&mut st, &bytes),
-                    Some(Err(e)) => Err(e),
-                    None => end(&mut st),
+                match tokio::time::timeout(st.idle_timeout, st.body.next()).await {
+                    Ok(Some(Ok(bytes))) => on_bytes(&mut st, &bytes),
+                    Ok(Some(Err(e))) => Err(e),
+                    Ok(None) => end(&mut st),
+                    Err(_) => Err(Error::new(
+                        ErrorCode::Timeout,
+                        format!(
+                            "The stream from {} sent nothing for {} ms; the answer is incomplete. Raise `timeoutMs` if the model pauses longer.",
+                            st.provider,
+                            st.idle_timeout.as_millis()
+                        ),
+                    )),
                 }
             };
             if let Err(mut e) = step {
