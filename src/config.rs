@@ -201,7 +201,10 @@ impl Config {
                     } else {
                         format!(" at `{at}`")
                     };
-                    Error::config(format!("Invalid LLMProxy options{at}: {}.", e.inner()))
+                    // serde_json's "at line 1 column 9" points into JSON the user never wrote.
+                    let detail = e.inner().to_string();
+                    let detail = detail.split(" at line ").next().unwrap_or_default();
+                    Error::config(format!("Invalid LLMProxy options{at}: {detail}."))
                 })?
         };
         Self::resolve(options, &|k| std::env::var(k).ok())

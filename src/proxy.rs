@@ -151,7 +151,7 @@ fn not_yet(route: &Route) -> Error {
     Error::new(
         ErrorCode::UnsupportedModel,
         format!(
-            "'{}' is a {name} model, and {name} support is not available yet in this version of llm-proxy. Use an OpenAI or OpenAI-compatible model for now.",
+            "'{}' is served by {name}, and {name} support is not available yet in this version of llm-proxy. Use an OpenAI or OpenAI-compatible model for now.",
             route.model
         ),
     )
