@@ -77,11 +77,12 @@ pub struct OpenAiEndpoint {
 }
 
 impl OpenAiEndpoint {
+    /// `{baseUrl}/chat/completions`, keeping any query string of the base URL (`?api-version=…`).
     pub fn chat_completions_url(&self) -> String {
-        format!(
-            "{}/chat/completions",
-            self.base_url.as_str().trim_end_matches('/')
-        )
+        let mut url = self.base_url.clone();
+        let path = format!("{}/chat/completions", url.path().trim_end_matches('/'));
+        url.set_path(&path);
+        url.to_string()
     }
 }
 
@@ -212,14 +213,20 @@ impl Config {
 }
 
 fn parse_url(field: &str, value: &str) -> Result<Url> {
+    // A URL may carry credentials (user:password@host); such a value is not repeated back.
+    let shown = if value.contains('@') {
+        String::new()
+    } else {
+        format!(" '{value}'")
+    };
     let url = Url::parse(value).map_err(|e| {
         Error::config(format!(
-            "{field} '{value}' is not a valid URL ({e}); write it like 'https://api.example.com/v1'."
+            "{field}{shown} is not a valid URL ({e}); write it like 'https://api.example.com/v1'."
         ))
     })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(Error::config(format!(
-            "{field} '{value}' must start with http:// or https://."
+            "{field}{shown} must start with http:// or https://."
         )));
     }
     Ok(url)
@@ -257,6 +264,15 @@ mod tests {
             vec![("OpenAI-Organization".into(), "org-1".into())]
         );
         assert_eq!(c.anthropic.api_key.as_ref().unwrap().expose(), "ak");
+        let opts: ProxyOptions = serde_json::from_str(
+            r#"{"compatible":{"az":{"baseUrl":"https://x.test/openai/v1/?api-version=2024-10-21"}}}"#,
+        )
+        .unwrap();
+        let c2 = Config::resolve(opts, &env).unwrap();
+        assert_eq!(
+            c2.compatible["az"].chat_completions_url(),
+            "https://x.test/openai/v1/chat/completions?api-version=2024-10-21"
+        );
         assert_eq!(c.timeout, Duration::from_millis(DEFAULT_TIMEOUT_MS));
     }
 
@@ -291,6 +307,9 @@ mod tests {
             "{}",
             e.message
         );
+        let e = Config::from_json(r#"{"compatible":{"g":{"baseUrl":"ftp://user:pw@host"}}}"#)
+            .unwrap_err();
+        assert!(!e.message.contains("pw"), "{}", e.message);
         let e = Config::from_json(r#"{"timeoutMs":0}"#).unwrap_err();
         assert!(e.message.contains("timeoutMs"), "{}", e.message);
     }

@@ -167,6 +167,15 @@ impl Error {
         self
     }
 
+    /// Removes credentials from the message and the provider body (see [`crate::secret::redact`]).
+    pub fn scrub(mut self, secrets: &[&crate::secret::Secret]) -> Self {
+        self.message = crate::secret::redact(&self.message, secrets);
+        if let Some(body) = &mut self.body {
+            crate::secret::redact_json(body, secrets);
+        }
+        self
+    }
+
     /// The JSON form handed to the JavaScript layer, which turns it into an `LLMProxyError`.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| {

@@ -42,9 +42,11 @@ impl Proxy {
                 let body = response
                     .bytes()
                     .await
-                    .map_err(|e| http::transport_error(&upstream, &e))?;
-                openai::response::parse_response(&body, &route.model)
-                    .map_err(|e| e.with_provider(&route.provider))
+                    .map_err(|e| http::body_error(&upstream, &e))?;
+                openai::response::parse_response(&body, &route.model).map_err(|e| {
+                    e.with_provider(&route.provider)
+                        .scrub(&upstream.secret_refs())
+                })
             }
             ProviderKind::Anthropic | ProviderKind::Bedrock => Err(not_yet(&route)),
         }
@@ -69,6 +71,7 @@ impl Proxy {
                 let upstream = self.openai_request(&route, req, true)?;
                 let response = http::send(&upstream).await?;
                 let provider = route.provider.clone();
+                let secrets = upstream.secrets.clone();
                 let body = response.bytes_stream().map(move |r| {
                     r.map_err(|e| {
                         Error::new(
@@ -79,12 +82,16 @@ impl Proxy {
                         )
                     })
                 });
-                Ok(sse_chunks(
+                let chunks = sse_chunks(
                     body,
                     openai::stream::ChunkNormalizer::new(&route.model),
                     route.provider.clone(),
                     self.config.timeout,
-                ))
+                );
+                // Errors reported inside the stream may echo a key, like any provider text.
+                Ok(chunks
+                    .map(move |item| item.map_err(|e| e.scrub(&secrets.iter().collect::<Vec<_>>())))
+                    .boxed())
             }
             ProviderKind::Anthropic | ProviderKind::Bedrock => Err(not_yet(&route)),
         }

@@ -45,6 +45,23 @@ pub fn redact(text: &str, secrets: &[&Secret]) -> String {
     redact_key_shapes(&out)
 }
 
+/// [`redact`] applied to every string (keys included) inside a JSON value.
+pub fn redact_json(value: &mut serde_json::Value, secrets: &[&Secret]) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => *s = redact(s, secrets),
+        Value::Array(items) => items.iter_mut().for_each(|v| redact_json(v, secrets)),
+        Value::Object(map) => {
+            let entries = std::mem::take(map);
+            for (k, mut v) in entries {
+                redact_json(&mut v, secrets);
+                map.insert(redact(&k, secrets), v);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn redact_key_shapes(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -101,6 +118,20 @@ mod tests {
         assert_eq!(
             out,
             "bad token [redacted]; Incorrect API key provided: [redacted]. Check it."
+        );
+    }
+
+    #[test]
+    fn json_strings_are_scrubbed_after_unescaping() {
+        let s = Secret::new("tok/AbCdEf0123456789+xyz").unwrap();
+        // The provider escaped the '/', so the raw text does not contain the key; the value does.
+        let mut v: serde_json::Value =
+            serde_json::from_str(r#"{"error":{"message":"token tok\/AbCdEf0123456789+xyz revoked","tok/AbCdEf0123456789+xyz":1}}"#)
+                .unwrap();
+        redact_json(&mut v, &[&s]);
+        assert_eq!(
+            v,
+            serde_json::json!({"error": {"message": "token [redacted] revoked", "[redacted]": 1}})
         );
     }
 

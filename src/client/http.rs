@@ -3,7 +3,7 @@
 
 use crate::adapters::openai::response::ProviderError;
 use crate::error::{Error, ErrorCode, Result};
-use crate::secret::{redact, Secret};
+use crate::secret::Secret;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
@@ -48,6 +48,12 @@ pub struct UpstreamRequest {
     pub stream: bool,
     /// Reads the provider's error body format.
     pub parse_error: fn(&Value) -> Option<ProviderError>,
+}
+
+impl UpstreamRequest {
+    pub fn secret_refs(&self) -> Vec<&Secret> {
+        self.secrets.iter().collect()
+    }
 }
 
 /// Sends the request and returns the response once its status is a success. A failure status is
@@ -134,12 +140,25 @@ fn timeout_error(req: &UpstreamRequest) -> Error {
     .with_provider(&req.provider)
 }
 
-/// A failure below HTTP (no connection, reset, timeout) for this request.
-pub fn transport_error(req: &UpstreamRequest, e: &reqwest::Error) -> Error {
+/// The connection broke while the response body was being read.
+pub fn body_error(req: &UpstreamRequest, e: &reqwest::Error) -> Error {
     if e.is_timeout() {
         return timeout_error(req);
     }
     let secrets: Vec<&Secret> = req.secrets.iter().collect();
+    Error::new(
+        ErrorCode::Connection,
+        format!(
+            "The connection to {} broke while its answer was being received ({}); nothing was returned.",
+            req.provider,
+            error_chain(e)
+        ),
+    )
+    .with_provider(&req.provider)
+    .scrub(&secrets)
+}
+
+fn error_chain(e: &reqwest::Error) -> String {
     let mut detail = String::new();
     let mut source: Option<&dyn std::error::Error> = Some(e);
     while let Some(s) = source {
@@ -152,21 +171,30 @@ pub fn transport_error(req: &UpstreamRequest, e: &reqwest::Error) -> Error {
         }
         source = s.source();
     }
+    detail
+}
+
+/// A failure below HTTP (no connection, reset, timeout) for this request.
+pub fn transport_error(req: &UpstreamRequest, e: &reqwest::Error) -> Error {
+    if e.is_timeout() {
+        return timeout_error(req);
+    }
+    let secrets: Vec<&Secret> = req.secrets.iter().collect();
     Error::new(
         ErrorCode::Connection,
         format!(
             "Could not reach {} ({}). Check the network and the base URL.",
             req.provider,
-            redact(&detail, &secrets)
+            error_chain(e)
         ),
     )
     .with_provider(&req.provider)
+    .scrub(&secrets)
 }
 
 /// Maps a failure status and its body to an error.
 pub fn http_error(req: &UpstreamRequest, status: u16, headers: &HeaderMap, body: &[u8]) -> Error {
-    let secrets: Vec<&Secret> = req.secrets.iter().collect();
-    let text = redact(&String::from_utf8_lossy(body), &secrets);
+    let text = String::from_utf8_lossy(body);
     let parsed: Option<Value> = serde_json::from_str(&text).ok();
     let info = parsed.as_ref().and_then(|v| (req.parse_error)(v));
     let code = code_for_status(status, info.as_ref());
@@ -181,13 +209,13 @@ pub fn http_error(req: &UpstreamRequest, status: u16, headers: &HeaderMap, body:
                 .trim()
                 .to_string()
         });
+    let quota_exhausted =
+        info.as_ref().and_then(|i| i.code.as_deref()) == Some("insufficient_quota");
     let advice = match code {
         ErrorCode::Authentication => " Check the API key for this provider.",
         ErrorCode::Permission => " The key is valid but may not use this model or resource.",
         ErrorCode::NotFound => " Check the model name and the base URL.",
-        ErrorCode::RateLimit
-            if info.as_ref().and_then(|i| i.code.as_deref()) == Some("insufficient_quota") =>
-        {
+        ErrorCode::RateLimit if quota_exhausted => {
             " The account has run out of quota; retrying will not help."
         }
         ErrorCode::RateLimit => " Wait and retry, or lower the request rate.",
@@ -207,17 +235,19 @@ pub fn http_error(req: &UpstreamRequest, status: u16, headers: &HeaderMap, body:
     }
     message.push_str(advice);
     let retryable = match code {
-        ErrorCode::RateLimit => {
-            info.as_ref().and_then(|i| i.code.as_deref()) != Some("insufficient_quota")
-        }
+        ErrorCode::RateLimit => !quota_exhausted,
         other => other.retryable_by_default() || status == 409,
     };
+    let secrets: Vec<&Secret> = req.secrets.iter().collect();
     Error::new(code, message)
         .with_provider(&req.provider)
         .with_status(status)
         .with_retryable(retryable)
         .with_retry_after_ms(retry_after_ms(headers, SystemTime::now()))
-        .with_body(Some(parsed.unwrap_or(Value::String(text))))
+        .with_body(Some(
+            parsed.unwrap_or_else(|| Value::String(text.into_owned())),
+        ))
+        .scrub(&secrets)
 }
 
 pub fn code_for_status(status: u16, info: Option<&ProviderError>) -> ErrorCode {

@@ -1,0 +1,10 @@
+// Must NOT compile under strict: a chunk's delta content may be absent or null.
+import { LLMProxy } from '../../..'
+
+export async function lengths(): Promise<number> {
+  let n = 0
+  for await (const chunk of new LLMProxy().stream({ model: 'mock/x', messages: [{ role: 'user', content: 'x' }] })) {
+    n += chunk.choices[0].delta.content.length
+  }
+  return n
+}

@@ -1,0 +1,205 @@
+// Compiled by __test__/types.test.js (and `npm test`) with `strict: true` against index.d.ts: a user's
+// program touching every part of the public API. It is type-checked only, never run.
+
+import { LLMProxy, LLMProxyError, ERROR_CODES } from '../..'
+import type {
+  AbortSignalLike,
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatMessage,
+  ChatRequest,
+  LLMProxyErrorCode,
+  LLMProxyOptions,
+  Route,
+  Tool,
+  ToolCall,
+} from '../..'
+
+// An options object with every provider and every field.
+const options: LLMProxyOptions = {
+  openai: {
+    apiKey: 'sk-…',
+    baseUrl: 'https://api.openai.com/v1',
+    organization: 'org-1',
+    project: 'proj-1',
+    headers: { 'X-Trace': '1' },
+  },
+  anthropic: { apiKey: 'sk-ant-…', baseUrl: 'https://api.anthropic.com', headers: { 'anthropic-beta': 'x' } },
+  bedrock: {
+    region: 'eu-west-1',
+    accessKeyId: 'AKIA…',
+    secretAccessKey: '…',
+    sessionToken: '…',
+    endpoint: 'https://bedrock-runtime.eu-west-1.amazonaws.com',
+  },
+  compatible: {
+    groq: { baseUrl: 'https://api.groq.com/openai/v1', apiKey: 'gsk_…' },
+    local: { baseUrl: 'http://127.0.0.1:11434/v1' },
+  },
+  routes: { fast: 'groq/llama-3.1-8b-instant', 'gpt-4*': 'openai/gpt-4o' },
+  timeoutMs: 30_000,
+}
+
+const proxy = new LLMProxy(options)
+const bare = new LLMProxy()
+
+const tools: Tool[] = [
+  {
+    type: 'function',
+    function: {
+      name: 'get_weather',
+      description: 'Weather in a city',
+      parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+      strict: true,
+    },
+  },
+]
+
+const history: ChatMessage[] = [
+  { role: 'system', content: 'Be brief.' },
+  { role: 'developer', content: [{ type: 'text', text: 'Rules.' }] },
+  {
+    role: 'user',
+    content: [
+      { type: 'text', text: 'What is in this picture, and the weather in Paris?' },
+      { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA', detail: 'low' } },
+    ],
+  },
+  {
+    role: 'assistant',
+    content: null,
+    tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }],
+  },
+  { role: 'tool', tool_call_id: 'call_1', content: '20C' },
+  { role: 'assistant', content: null, function_call: { name: 'get_weather', arguments: '{}' } },
+  { role: 'function', name: 'get_weather', content: '21C' },
+]
+
+const request: ChatRequest = {
+  model: 'gpt-4o',
+  messages: history,
+  tools,
+  tool_choice: { type: 'function', function: { name: 'get_weather' } },
+  parallel_tool_calls: true,
+  max_completion_tokens: 512,
+  temperature: 0.2,
+  top_p: 1,
+  stop: ['END'],
+  response_format: { type: 'json_schema', json_schema: { name: 'answer', schema: { type: 'object' }, strict: true } },
+  reasoning_effort: 'low',
+  user: 'user-1',
+  seed: 7,
+  // Unmodelled OpenAI fields are allowed.
+  logprobs: true,
+}
+
+function describeError(err: unknown): string {
+  if (!(err instanceof LLMProxyError)) return 'not ours'
+  const code: LLMProxyErrorCode = err.code
+  const provider: string | undefined = err.provider
+  const status: number | undefined = err.status
+  const retryable: boolean = err.retryable
+  const wait: number | undefined = err.retryAfterMs
+  const body: unknown = err.body
+  const name: 'LLMProxyError' = err.name
+  void [provider, status, retryable, body, name]
+  switch (code) {
+    case 'rate_limit':
+      return `retry in ${wait ?? 1000} ms`
+    case 'invalid_request':
+    case 'authentication':
+    case 'permission':
+    case 'not_found':
+    case 'overloaded':
+    case 'server_error':
+    case 'timeout':
+    case 'aborted':
+    case 'connection':
+    case 'stream_interrupted':
+    case 'unsupported_model':
+    case 'config':
+    case 'internal':
+      return err.message
+    default: {
+      // Every code is handled above: this only compiles while the union has no other member.
+      const unreachable: never = code
+      return unreachable
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  // `types: []` and lib es2022: no DOM AbortSignal here, so a hand-made one (Node's AbortSignal fits too).
+  const listeners: Array<() => void> = []
+  const signal: AbortSignalLike = {
+    aborted: false,
+    reason: undefined,
+    addEventListener(_type, listener) {
+      listeners.push(listener)
+    },
+    removeEventListener(_type, listener) {
+      listeners.splice(listeners.indexOf(listener), 1)
+    },
+  }
+
+  // generate
+  const res: ChatCompletion = await proxy.generate(request, { signal })
+  const choice = res.choices[0]
+  const text: string | null = choice.message.content
+  const refusal: string | null = choice.message.refusal
+  const calls: ToolCall[] | undefined = choice.message.tool_calls
+  for (const call of calls ?? []) {
+    const args: unknown = JSON.parse(call.function.arguments)
+    const id: string = call.id
+    const fname: string = call.function.name
+    void [args, id, fname]
+  }
+  const finish: 'stop' | 'length' | 'tool_calls' | 'content_filter' | 'function_call' = choice.finish_reason
+  const cached: number | undefined = res.usage?.prompt_tokens_details?.cached_tokens
+  const reasoning: number | undefined = res.usage?.completion_tokens_details?.reasoning_tokens
+  const created: number = res.created
+  const object: 'chat.completion' = res.object
+  void [text, refusal, finish, cached, reasoning, created, object, res.id, res.model, res.service_tier]
+
+  // stream
+  let out = ''
+  const args: string[] = []
+  for await (const chunk of proxy.stream({ model: 'groq/llama-3.1-70b', messages: [{ role: 'user', content: 'Hi' }] })) {
+    const c: ChatCompletionChunk = chunk
+    out += c.choices[0]?.delta?.content ?? ''
+    for (const tc of c.choices[0]?.delta.tool_calls ?? []) {
+      const index: number = tc.index
+      args[index] = (args[index] ?? '') + (tc.function?.arguments ?? '')
+    }
+    if (c.choices[0]?.finish_reason === 'tool_calls') break
+    if (c.usage) out += ` (${c.usage.total_tokens} tokens)`
+  }
+
+  // the iterator by hand
+  const it = bare.stream({ model: 'mock/echo', messages: [{ role: 'user', content: 'x' }], mock_response: 'y' })
+  const step = await it.next()
+  if (!step.done) out += step.value.id
+  await it.return?.()
+
+  // resolve
+  const route: Route = proxy.resolve('claude-sonnet-4-5')
+  const kind: 'openai' | 'openai-compatible' | 'anthropic' | 'bedrock' | 'mock' = route.kind
+  const matched: 'prefix' | 'route' | 'catalogue' | 'only-compatible' = route.matchedBy
+  const converse: boolean | undefined = route.converse
+  void [kind, matched, converse, route.provider, route.model]
+
+  // errors
+  try {
+    await proxy.generate({ model: 'my-model', messages: [{ role: 'user', content: 'x' }] })
+  } catch (err) {
+    out += describeError(err)
+    if (err instanceof LLMProxyError && err.code === 'rate_limit' && err.retryAfterMs !== undefined) {
+      out += String(err.retryAfterMs + 1)
+    }
+  }
+  const codes: readonly LLMProxyErrorCode[] = ERROR_CODES
+  out += codes.join(',')
+  void out
+}
+
+void main
