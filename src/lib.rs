@@ -5,6 +5,7 @@
 //! turns the answer back into the OpenAI format. [`bindings`] exposes [`proxy::Proxy`] to Node.
 
 pub mod adapters;
+#[cfg(feature = "node")]
 pub mod bindings;
 pub mod client;
 pub mod config;

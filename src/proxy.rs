@@ -37,7 +37,7 @@ impl Proxy {
                 openai::response::parse_response(&mock::response_body(req, &req.model), &req.model)
             }
             ProviderKind::Openai | ProviderKind::OpenaiCompatible => {
-                let upstream = self.openai_request(&route, req, false)?;
+                let (upstream, _) = self.openai_request(&route, req, false)?;
                 let response = http::send(&upstream).await?;
                 let body = response
                     .bytes()
@@ -62,13 +62,13 @@ impl Proxy {
                 let body = stream::iter(events.into_iter().map(Ok::<Bytes, Error>));
                 Ok(sse_chunks(
                     body,
-                    openai::stream::ChunkNormalizer::new(&req.model),
+                    openai::stream::ChunkNormalizer::new(&req.model, Dialect::OpenAi),
                     "mock".into(),
                     self.config.timeout,
                 ))
             }
             ProviderKind::Openai | ProviderKind::OpenaiCompatible => {
-                let upstream = self.openai_request(&route, req, true)?;
+                let (upstream, dialect) = self.openai_request(&route, req, true)?;
                 let response = http::send(&upstream).await?;
                 let provider = route.provider.clone();
                 let secrets = upstream.secrets.clone();
@@ -84,7 +84,7 @@ impl Proxy {
                 });
                 let chunks = sse_chunks(
                     body,
-                    openai::stream::ChunkNormalizer::new(&route.model),
+                    openai::stream::ChunkNormalizer::new(&route.model, dialect),
                     route.provider.clone(),
                     self.config.timeout,
                 );
@@ -111,7 +111,7 @@ impl Proxy {
         route: &Route,
         req: &ChatRequest,
         stream: bool,
-    ) -> Result<UpstreamRequest> {
+    ) -> Result<(UpstreamRequest, Dialect)> {
         let endpoint = self.endpoint(route)?;
         let dialect = if endpoint.is_openai {
             Dialect::OpenAi
@@ -134,7 +134,7 @@ impl Proxy {
             None => {}
         }
         let body = openai::request::build_body(req, &route.model, dialect, stream);
-        Ok(UpstreamRequest {
+        let upstream = UpstreamRequest {
             provider: route.provider.clone(),
             url: endpoint.chat_completions_url(),
             headers: endpoint.headers.clone(),
@@ -146,7 +146,8 @@ impl Proxy {
             timeout: self.config.timeout,
             stream,
             parse_error: openai::response::parse_error_body,
-        })
+        };
+        Ok((upstream, dialect))
     }
 }
 

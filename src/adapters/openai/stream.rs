@@ -5,6 +5,7 @@
 //! of each has its id and type; exactly one chunk per choice carries a `finish_reason`; usage comes
 //! alone in a last chunk with `choices: []`; a stream that stops before it is complete is an error.
 
+use super::request::Dialect;
 use super::response::{code_for_error_kind, parse_error_body};
 use crate::client::sse::SseEvent;
 use crate::error::{Error, ErrorCode, Result};
@@ -28,6 +29,8 @@ pub struct ChunkNormalizer {
     done: bool,
     /// `finish` ran.
     ended: bool,
+    /// OpenAI always ends with `[DONE]` (after the usage chunk); some compatible servers do not.
+    require_done: bool,
 }
 
 #[derive(Debug, Default)]
@@ -44,8 +47,9 @@ enum ToolKey {
 }
 
 impl ChunkNormalizer {
-    pub fn new(requested_model: &str) -> Self {
+    pub fn new(requested_model: &str, dialect: Dialect) -> Self {
         ChunkNormalizer {
+            require_done: dialect == Dialect::OpenAi,
             requested_model: requested_model.to_string(),
             id: None,
             model: None,
@@ -214,6 +218,12 @@ impl ChunkNormalizer {
                 "The stream ended before the provider finished the answer (no finish_reason and no [DONE]); what arrived is incomplete.",
             ));
         }
+        if !self.done && self.require_done {
+            return Err(Error::new(
+                ErrorCode::StreamInterrupted,
+                "The stream ended after the answer but before its usage and [DONE], which OpenAI always sends; the connection was cut.",
+            ));
+        }
         if self.choices.is_empty() {
             self.choices.insert(0, ChoiceState::default());
         }
@@ -308,11 +318,15 @@ mod tests {
     use serde_json::json;
 
     fn run(bytes: &[u8]) -> Result<Vec<ChatCompletionChunk>> {
+        run_as(bytes, Dialect::Compatible)
+    }
+
+    fn run_as(bytes: &[u8], dialect: Dialect) -> Result<Vec<ChatCompletionChunk>> {
         let mut decoder = SseDecoder::new();
         let mut events = Vec::new();
         decoder.feed(bytes, &mut events).unwrap();
         decoder.finish(&mut events).unwrap();
-        let mut n = ChunkNormalizer::new("requested");
+        let mut n = ChunkNormalizer::new("requested", dialect);
         let mut out = Vec::new();
         for e in &events {
             n.on_event(e, &mut out)?;
@@ -497,6 +511,22 @@ mod tests {
         let chunks = run(body).unwrap();
         let (text, _, finish, _) = assemble(&chunks);
         assert_eq!((text.as_str(), finish.as_str()), ("hi", "stop"));
+    }
+
+    #[test]
+    fn openai_streams_cut_before_done_are_errors_even_after_the_finish() {
+        let full = fixture("openai/sse/text-include-usage.sse");
+        let whole = run_as(&full, Dialect::OpenAi).unwrap();
+        assert!(whole.last().unwrap().usage.is_some());
+        // Cut right after the finish chunk: the usage chunk and [DONE] never came.
+        let text = String::from_utf8(full).unwrap();
+        let cut = text.find("\"finish_reason\":\"stop\"").unwrap();
+        let end = cut + text[cut..].find("\n\n").unwrap() + 2;
+        let e = run_as(&text.as_bytes()[..end], Dialect::OpenAi).unwrap_err();
+        assert_eq!(e.code, ErrorCode::StreamInterrupted);
+        assert!(e.message.contains("[DONE]"), "{}", e.message);
+        // A compatible server may end there; that is complete.
+        assert!(run_as(&text.as_bytes()[..end], Dialect::Compatible).is_ok());
     }
 
     #[test]
