@@ -82,12 +82,9 @@ function checkSignal(options) {
 }
 
 /** Connects an AbortSignal to a native cancel token; returns the function that disconnects it. */
-function bridge(signal, token, onAbort) {
+function bridge(signal, token) {
   if (!signal) return () => {}
-  const listener = () => {
-    token.cancel()
-    if (onAbort) onAbort()
-  }
+  const listener = () => token.cancel()
   signal.addEventListener('abort', listener, { once: true })
   return () => signal.removeEventListener('abort', listener)
 }

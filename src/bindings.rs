@@ -3,22 +3,18 @@
 
 use crate::config::Config;
 use crate::error::{Error, ErrorCode};
+use crate::feed::{self, Feed};
 use crate::proxy::Proxy;
 use crate::types::request::ChatRequest;
-use futures_util::StreamExt;
 use napi::bindgen_prelude::{spawn, PromiseRaw};
 use napi::{Env, Status};
 use napi_derive::napi;
 use std::sync::Arc;
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 /// Prefix of a native error's message whose rest is the JSON of an [`Error`]; `index.js` looks for it.
 const ERROR_MARK: &str = "LLMPROXY_ERROR:";
-/// Chunks buffered ahead of a slow consumer before reading from the provider pauses.
-const STREAM_BUFFER: usize = 256;
-/// Chunks handed to JavaScript in one `nextBatch` call at most.
-const MAX_BATCH: usize = 512;
 
 fn to_napi(e: Error) -> napi::Error {
     napi::Error::new(
@@ -107,67 +103,36 @@ impl NativeProxy {
     /// Starts a stream. Request errors surface from the first `nextBatch()`.
     #[napi(catch_unwind)]
     pub fn stream(&self, request_json: String, cancel: &CancelToken) -> NativeStream {
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let (producer, feed) = feed::channel();
         let abort = cancel.token.clone();
+        // Aborting stops the producer too; `cancel()` and drop stop only the producer.
         let stop = abort.child_token();
-        let proxy = self.inner.clone();
         let producer_stop = stop.clone();
+        let proxy = self.inner.clone();
         spawn(async move {
+            let open = async move {
+                let req = ChatRequest::from_json(&request_json)?;
+                proxy.stream(&req).await
+            };
             tokio::select! {
                 biased;
                 _ = producer_stop.cancelled() => {}
-                _ = produce(proxy, request_json, tx.clone()) => {}
+                _ = producer.run(open) => {}
             }
         });
         NativeStream {
-            state: Mutex::new(StreamState {
-                rx,
-                pending_error: None,
-                ended: false,
-            }),
+            feed: Mutex::new(feed),
             abort,
             stop,
         }
     }
 }
 
-enum Item {
-    Chunk(String),
-    Failed(Error),
-    End,
-}
-
-async fn produce(proxy: Arc<Proxy>, request_json: String, tx: mpsc::Sender<Item>) {
-    let run = async {
-        let req = ChatRequest::from_json(&request_json)?;
-        let mut chunks = proxy.stream(&req).await?;
-        while let Some(chunk) = chunks.next().await {
-            let text =
-                serde_json::to_string(&chunk?).map_err(|e| Error::internal(e.to_string()))?;
-            if tx.send(Item::Chunk(text)).await.is_err() {
-                break; // the consumer is gone
-            }
-        }
-        Ok::<(), Error>(())
-    };
-    let last = match run.await {
-        Ok(()) => Item::End,
-        Err(e) => Item::Failed(e),
-    };
-    let _ = tx.send(last).await;
-}
-
-struct StreamState {
-    rx: mpsc::Receiver<Item>,
-    pending_error: Option<Error>,
-    ended: bool,
-}
-
 /// A running stream. Dropping it (garbage collection) stops the upstream request.
 #[napi]
 pub struct NativeStream {
-    state: Mutex<StreamState>,
-    /// Fired by the caller's AbortSignal: the pending `nextBatch` rejects with `aborted`.
+    feed: Mutex<Feed>,
+    /// Fired by the caller's AbortSignal: a waiting `nextBatch` rejects with `aborted`.
     abort: CancellationToken,
     /// Fired by `cancel()` (a `break`) or drop: upstream stops quietly.
     stop: CancellationToken,
@@ -179,67 +144,8 @@ impl NativeStream {
     /// or `null` once the stream is complete. Rejects when the stream failed.
     #[napi]
     pub async fn next_batch(&self) -> napi::Result<Option<String>> {
-        let mut state = self.state.lock().await;
-        if let Some(e) = state.pending_error.take() {
-            state.ended = true;
-            return Err(to_napi(e));
-        }
-        if state.ended {
-            return Ok(None);
-        }
-        let first = tokio::select! {
-            biased;
-            _ = self.abort.cancelled() => {
-                state.ended = true;
-                return Err(to_napi(Error::aborted()));
-            }
-            item = state.rx.recv() => item,
-        };
-        let mut batch = String::from("[");
-        let mut count = 0;
-        let mut next = first;
-        loop {
-            match next {
-                Some(Item::Chunk(text)) => {
-                    if count > 0 {
-                        batch.push(',');
-                    }
-                    batch.push_str(&text);
-                    count += 1;
-                }
-                Some(Item::End) => {
-                    state.ended = true;
-                    break;
-                }
-                Some(Item::Failed(e)) => {
-                    state.pending_error = Some(e);
-                    break;
-                }
-                None => {
-                    state.pending_error = Some(Error::internal(
-                        "The stream's worker stopped without finishing the stream.",
-                    ));
-                    break;
-                }
-            }
-            if count >= MAX_BATCH {
-                break;
-            }
-            next = match state.rx.try_recv() {
-                Ok(item) => Some(item),
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => None,
-            };
-        }
-        if count == 0 {
-            if let Some(e) = state.pending_error.take() {
-                state.ended = true;
-                return Err(to_napi(e));
-            }
-            return Ok(None);
-        }
-        batch.push(']');
-        Ok(Some(batch))
+        let mut feed = self.feed.lock().await;
+        feed.next_batch(&self.abort).await.map_err(to_napi)
     }
 
     /// Stops the stream and its upstream request (after `break`, or when the consumer is done).

@@ -10,6 +10,7 @@ pub mod bindings;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod feed;
 pub mod ids;
 pub mod proxy;
 pub mod resolver;
