@@ -142,23 +142,27 @@ fn timeout_error(req: &UpstreamRequest) -> Error {
 
 /// The connection broke while the response body was being read.
 pub fn body_error(req: &UpstreamRequest, e: &reqwest::Error) -> Error {
+    connection_error(req, e, |provider, detail| {
+        format!("The connection to {provider} broke while its answer was being received ({detail}); nothing was returned.")
+    })
+}
+
+/// A failure below HTTP (no connection, reset, timeout) for this request.
+pub fn transport_error(req: &UpstreamRequest, e: &reqwest::Error) -> Error {
+    connection_error(req, e, |provider, detail| {
+        format!("Could not reach {provider} ({detail}). Check the network and the base URL.")
+    })
+}
+
+fn connection_error(
+    req: &UpstreamRequest,
+    e: &reqwest::Error,
+    message: impl Fn(&str, &str) -> String,
+) -> Error {
     if e.is_timeout() {
         return timeout_error(req);
     }
-    let secrets: Vec<&Secret> = req.secrets.iter().collect();
-    Error::new(
-        ErrorCode::Connection,
-        format!(
-            "The connection to {} broke while its answer was being received ({}); nothing was returned.",
-            req.provider,
-            error_chain(e)
-        ),
-    )
-    .with_provider(&req.provider)
-    .scrub(&secrets)
-}
-
-fn error_chain(e: &reqwest::Error) -> String {
+    // The error and its causes, without the repeats reqwest's Display already includes.
     let mut detail = String::new();
     let mut source: Option<&dyn std::error::Error> = Some(e);
     while let Some(s) = source {
@@ -171,25 +175,9 @@ fn error_chain(e: &reqwest::Error) -> String {
         }
         source = s.source();
     }
-    detail
-}
-
-/// A failure below HTTP (no connection, reset, timeout) for this request.
-pub fn transport_error(req: &UpstreamRequest, e: &reqwest::Error) -> Error {
-    if e.is_timeout() {
-        return timeout_error(req);
-    }
-    let secrets: Vec<&Secret> = req.secrets.iter().collect();
-    Error::new(
-        ErrorCode::Connection,
-        format!(
-            "Could not reach {} ({}). Check the network and the base URL.",
-            req.provider,
-            error_chain(e)
-        ),
-    )
-    .with_provider(&req.provider)
-    .scrub(&secrets)
+    Error::new(ErrorCode::Connection, message(&req.provider, &detail))
+        .with_provider(&req.provider)
+        .scrub(&req.secret_refs())
 }
 
 /// Maps a failure status and its body to an error.
@@ -238,7 +226,6 @@ pub fn http_error(req: &UpstreamRequest, status: u16, headers: &HeaderMap, body:
         ErrorCode::RateLimit => !quota_exhausted,
         other => other.retryable_by_default() || status == 409,
     };
-    let secrets: Vec<&Secret> = req.secrets.iter().collect();
     Error::new(code, message)
         .with_provider(&req.provider)
         .with_status(status)
@@ -247,7 +234,7 @@ pub fn http_error(req: &UpstreamRequest, status: u16, headers: &HeaderMap, body:
         .with_body(Some(
             parsed.unwrap_or_else(|| Value::String(text.into_owned())),
         ))
-        .scrub(&secrets)
+        .scrub(&req.secret_refs())
 }
 
 pub fn code_for_status(status: u16, info: Option<&ProviderError>) -> ErrorCode {
