@@ -145,7 +145,7 @@ impl Proxy {
             ),
             timeout: self.config.timeout,
             stream,
-            parse_error: openai::response::parse_error_body,
+            parse_error: crate::adapters::error_body::parse_error_body,
         };
         Ok((upstream, dialect))
     }

@@ -1,7 +1,7 @@
 //! Sending a request upstream: one shared connection pool, auth headers, timeouts, and the mapping
 //! of HTTP failures to error codes.
 
-use crate::adapters::openai::response::ProviderError;
+use crate::adapters::error_body::ProviderError;
 use crate::error::{Error, ErrorCode, Result};
 use crate::secret::Secret;
 use bytes::Bytes;
@@ -242,7 +242,7 @@ pub fn code_for_status(status: u16, info: Option<&ProviderError>) -> ErrorCode {
         400 | 413 | 422 => {
             // Some servers answer 400 for what is an auth or quota problem; the body says so.
             match info.map(|i| {
-                crate::adapters::openai::response::code_for_error_kind(
+                crate::adapters::error_body::code_for_error_kind(
                     i.kind.as_deref(),
                     i.code.as_deref(),
                 )
@@ -291,7 +291,7 @@ pub fn retry_after_ms(headers: &HeaderMap, now: SystemTime) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::openai::response::parse_error_body;
+    use crate::adapters::error_body::parse_error_body;
 
     fn req() -> UpstreamRequest {
         UpstreamRequest {

@@ -1,7 +1,7 @@
-//! Bytes of an SSE response → canonical chunks: the decoder frames events, the adapter's
-//! normaliser turns them into chunks, and this drives both as a `Stream`.
+//! Bytes of an SSE response → canonical chunks: the decoder frames events, the provider's stream
+//! adapter turns them into chunks, and this drives both as a `Stream`.
 
-use crate::adapters::openai::stream::ChunkNormalizer;
+use crate::adapters::StreamAdapter;
 use crate::client::sse::SseDecoder;
 use crate::error::{Error, ErrorCode, Result};
 use crate::types::response::ChatCompletionChunk;
@@ -12,10 +12,10 @@ use std::time::Duration;
 
 pub type ChunkStream = BoxStream<'static, Result<ChatCompletionChunk>>;
 
-struct State<S> {
+struct State<S, A> {
     body: S,
     decoder: SseDecoder,
-    normalizer: ChunkNormalizer,
+    adapter: A,
     pending: VecDeque<ChatCompletionChunk>,
     provider: String,
     idle_timeout: Duration,
@@ -24,19 +24,20 @@ struct State<S> {
 
 /// Chunks are handed on as soon as the bytes that complete them arrive; nothing is held back
 /// except the usage, which comes last. A body silent for `idle_timeout` fails with `timeout`.
-pub fn sse_chunks<S>(
+pub fn sse_chunks<S, A>(
     body: S,
-    normalizer: ChunkNormalizer,
+    adapter: A,
     provider: String,
     idle_timeout: Duration,
 ) -> ChunkStream
 where
     S: Stream<Item = Result<Bytes>> + Send + Unpin + 'static,
+    A: StreamAdapter + 'static,
 {
     let state = State {
         body,
         decoder: SseDecoder::new(),
-        normalizer,
+        adapter,
         pending: VecDeque::new(),
         provider,
         idle_timeout,
@@ -50,7 +51,7 @@ where
             if st.finished {
                 return None;
             }
-            let step = if st.normalizer.is_done() {
+            let step = if st.adapter.is_done() {
                 end(&mut st)
             } else {
                 match tokio::time::timeout(st.idle_timeout, st.body.next()).await {
@@ -80,30 +81,30 @@ where
     .boxed()
 }
 
-fn on_bytes<S>(st: &mut State<S>, bytes: &[u8]) -> Result<()> {
+fn on_bytes<S, A: StreamAdapter>(st: &mut State<S, A>, bytes: &[u8]) -> Result<()> {
     let mut events = Vec::new();
     let fed = st.decoder.feed(bytes, &mut events);
     let mut out = Vec::new();
     // Events completed before a framing error still count.
     for event in &events {
-        st.normalizer.on_event(event, &mut out)?;
+        st.adapter.on_event(event, &mut out)?;
     }
     st.pending.extend(out);
     fed.map_err(framing_error)
 }
 
-fn end<S>(st: &mut State<S>) -> Result<()> {
+fn end<S, A: StreamAdapter>(st: &mut State<S, A>) -> Result<()> {
     st.finished = true;
     let mut out = Vec::new();
-    if !st.normalizer.is_done() {
+    if !st.adapter.is_done() {
         let mut events = Vec::new();
         let fed = st.decoder.finish(&mut events);
         for event in &events {
-            st.normalizer.on_event(event, &mut out)?;
+            st.adapter.on_event(event, &mut out)?;
         }
         fed.map_err(framing_error)?;
     }
-    st.normalizer.finish(&mut out)?;
+    st.adapter.finish(&mut out)?;
     st.pending.extend(out);
     Ok(())
 }

@@ -1,79 +1,12 @@
-//! A `chat.completion` body from OpenAI or a compatible server → the canonical response, and
-//! OpenAI-format error bodies → error details.
+//! A `chat.completion` body from OpenAI or a compatible server → the canonical response.
 
+use crate::adapters::error_body::{code_for_error_kind, parse_error_body};
 use crate::error::{Error, ErrorCode, Result};
 use crate::ids;
 use crate::types::response::{
     assistant_role, normalize_created, normalize_finish_reason, now_seconds, ChatCompletion,
 };
 use serde_json::Value;
-
-/// What a provider's error body says, in a provider-independent form.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ProviderError {
-    pub message: String,
-    /// `type` (OpenAI: `invalid_request_error`…).
-    pub kind: Option<String>,
-    /// `code` (OpenAI: `invalid_api_key`, `insufficient_quota`…).
-    pub code: Option<String>,
-}
-
-/// Reads OpenAI's `{"error": {"message", "type", "code"}}` and the shapes compatible servers use
-/// (`{"error": "text"}`, `{"message": …}`, FastAPI's `{"detail": …}`).
-pub fn parse_error_body(body: &Value) -> Option<ProviderError> {
-    let text = |v: &Value| match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Null => None,
-        other => Some(other.to_string()),
-    };
-    let error = body.get("error");
-    match error {
-        Some(Value::Object(e)) => Some(ProviderError {
-            message: e.get("message").and_then(text).unwrap_or_default(),
-            kind: e.get("type").and_then(text),
-            code: e.get("code").and_then(text),
-        }),
-        Some(Value::String(s)) => Some(ProviderError {
-            message: s.clone(),
-            ..Default::default()
-        }),
-        _ => {
-            let message = body
-                .get("message")
-                .or_else(|| body.get("detail"))
-                .and_then(text)?;
-            Some(ProviderError {
-                message,
-                kind: body.get("type").and_then(text),
-                code: body.get("code").and_then(text),
-            })
-        }
-    }
-}
-
-/// The error code an OpenAI-style error `type`/`code` stands for, when no HTTP status says it
-/// (errors inside a 200 stream).
-pub fn code_for_error_kind(kind: Option<&str>, code: Option<&str>) -> ErrorCode {
-    let words = [kind.unwrap_or(""), code.unwrap_or("")];
-    let has = |needle: &str| words.iter().any(|w| w.contains(needle));
-    if has("authentication") || has("invalid_api_key") {
-        ErrorCode::Authentication
-    } else if has("permission") {
-        ErrorCode::Permission
-    } else if has("not_found") || has("model_not_found") {
-        ErrorCode::NotFound
-    } else if has("rate_limit") || has("insufficient_quota") {
-        ErrorCode::RateLimit
-    } else if has("overloaded") {
-        ErrorCode::Overloaded
-    } else if has("invalid_request") || has("invalid_") || has("unsupported") {
-        ErrorCode::InvalidRequest
-    } else if has("timeout") {
-        ErrorCode::Timeout
-    } else {
-        ErrorCode::ServerError
-    }
-}
 
 /// Parses a successful `chat.completion` body and brings it to the canonical form: ids present,
 /// `created` in seconds, finish reasons in OpenAI's words, every tool call with an id.
@@ -244,40 +177,6 @@ mod tests {
         assert!(call.id.starts_with("call_") && call.kind == "function");
         assert_eq!(c.choices[0].finish_reason.as_deref(), Some("tool_calls"));
         assert_eq!(c.usage.unwrap().total_tokens, 7);
-    }
-
-    #[test]
-    fn error_bodies_in_every_shape() {
-        let e = parse_error_body(
-            &serde_json::from_slice(&fixture("errors/401-invalid-api-key.json")).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(e.kind.as_deref(), Some("invalid_request_error"));
-        assert_eq!(e.code.as_deref(), Some("invalid_api_key"));
-        assert!(e.message.starts_with("Incorrect API key provided"));
-        assert_eq!(
-            parse_error_body(&json!({"error": "boom"})).unwrap().message,
-            "boom"
-        );
-        assert_eq!(
-            parse_error_body(&json!({"detail": "Not Found"}))
-                .unwrap()
-                .message,
-            "Not Found"
-        );
-        assert_eq!(parse_error_body(&json!({"ok": true})), None);
-        assert_eq!(
-            code_for_error_kind(Some("invalid_request_error"), Some("invalid_api_key")),
-            ErrorCode::Authentication
-        );
-        assert_eq!(
-            code_for_error_kind(Some("server_error"), None),
-            ErrorCode::ServerError
-        );
-        assert_eq!(
-            code_for_error_kind(None, Some("rate_limit_exceeded")),
-            ErrorCode::RateLimit
-        );
     }
 
     #[test]

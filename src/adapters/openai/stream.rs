@@ -6,7 +6,8 @@
 //! alone in a last chunk with `choices: []`; a stream that stops before it is complete is an error.
 
 use super::request::Dialect;
-use super::response::{code_for_error_kind, parse_error_body};
+use crate::adapters::error_body::{code_for_error_kind, parse_error_body, ProviderError};
+use crate::adapters::StreamAdapter;
 use crate::client::sse::SseEvent;
 use crate::error::{Error, ErrorCode, Result};
 use crate::ids;
@@ -60,13 +61,15 @@ impl ChunkNormalizer {
             ended: false,
         }
     }
+}
 
-    /// The server said the stream is complete (`[DONE]`); nothing after it matters.
-    pub fn is_done(&self) -> bool {
+impl StreamAdapter for ChunkNormalizer {
+    /// `[DONE]` was seen; nothing after it matters.
+    fn is_done(&self) -> bool {
         self.done
     }
 
-    pub fn on_event(&mut self, event: &SseEvent, out: &mut Vec<ChatCompletionChunk>) -> Result<()> {
+    fn on_event(&mut self, event: &SseEvent, out: &mut Vec<ChatCompletionChunk>) -> Result<()> {
         if self.done || self.ended {
             return Ok(());
         }
@@ -103,6 +106,14 @@ impl ChunkNormalizer {
         Ok(())
     }
 
+    /// End of input. Completes the stream (a finish chunk where the server said `[DONE]` without
+    /// one, then the usage chunk), or fails if the stream was cut before it was complete.
+    fn finish(&mut self, out: &mut Vec<ChatCompletionChunk>) -> Result<()> {
+        self.finish_stream(out)
+    }
+}
+
+impl ChunkNormalizer {
     fn on_chunk(&mut self, mut chunk: ChatCompletionChunk, out: &mut Vec<ChatCompletionChunk>) {
         if let Some(usage) = chunk.usage.take() {
             self.usage = Some(usage);
@@ -204,9 +215,7 @@ impl ChunkNormalizer {
         carries.then_some(choice)
     }
 
-    /// End of input. Completes the stream (a finish chunk where the server said `[DONE]` without
-    /// one, then the usage chunk), or fails if the stream was cut before it was complete.
-    pub fn finish(&mut self, out: &mut Vec<ChatCompletionChunk>) -> Result<()> {
+    fn finish_stream(&mut self, out: &mut Vec<ChatCompletionChunk>) -> Result<()> {
         if self.ended {
             return Ok(());
         }
@@ -297,7 +306,7 @@ impl ChunkNormalizer {
 
 fn stream_error(data: &str) -> Error {
     let body: Value = serde_json::from_str(data).unwrap_or_else(|_| Value::String(data.into()));
-    let info = parse_error_body(&body).unwrap_or_else(|| super::response::ProviderError {
+    let info = parse_error_body(&body).unwrap_or_else(|| ProviderError {
         message: data.chars().take(500).collect(),
         ..Default::default()
     });
