@@ -99,7 +99,7 @@ pub struct Error {
     pub retry_after_ms: Option<u64>,
     /// The provider's own error body: parsed JSON when it was JSON, else the text.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub body: Option<Value>,
+    pub body: Option<Box<Value>>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -163,7 +163,7 @@ impl Error {
     }
 
     pub fn with_body(mut self, body: Option<Value>) -> Self {
-        self.body = body;
+        self.body = body.map(Box::new);
         self
     }
 

@@ -1476,7 +1476,7 @@ async fn http_errors_carry_code_status_retry_and_body_without_the_key() {
             assert_eq!(e.retryable, case.retryable, "{what}");
             assert_eq!(e.retry_after_ms, case.retry_after_ms, "{what}");
             assert_eq!(e.provider.as_deref(), Some("openai"), "{what}");
-            assert_eq!(e.body, Some((case.body)()), "{what}");
+            assert_eq!(e.body.as_deref(), Some(&(case.body)()), "{what}");
             assert!(
                 e.message
                     .starts_with(&format!("openai returned HTTP {}", case.status)),

@@ -394,7 +394,7 @@ mod tests {
         let e = http_error(&req(), 502, &HeaderMap::new(), b"<html>Bad Gateway</html>");
         assert_eq!(
             e.body,
-            Some(Value::String("<html>Bad Gateway</html>".into()))
+            Some(Box::new(Value::String("<html>Bad Gateway</html>".into())))
         );
         assert!(e.message.contains("Bad Gateway"));
     }
