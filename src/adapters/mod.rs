@@ -2,6 +2,7 @@
 //! No I/O here: input adapters build request bodies, output adapters read responses and framed
 //! stream events.
 
+pub mod anthropic;
 pub mod error_body;
 pub mod openai;
 

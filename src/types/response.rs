@@ -54,6 +54,11 @@ pub struct ResponseMessage {
     /// The model's visible reasoning, where the provider returns it (DeepSeek, Claude thinking…).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
+    /// Claude's thinking blocks with their signatures (`{type: 'thinking', thinking, signature}` or
+    /// `{type: 'redacted_thinking', data}`). Sent back on the assistant message, they restore the
+    /// thinking that a tool-use continuation requires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking_blocks: Option<Vec<Value>>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -126,6 +131,9 @@ pub struct Delta {
     pub tool_calls: Option<Vec<ToolCallDelta>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
+    /// A completed thinking block (with its signature), sent when the block ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking_blocks: Option<Vec<Value>>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -137,6 +145,7 @@ impl Delta {
             && self.content.is_none()
             && self.refusal.is_none()
             && self.reasoning_content.is_none()
+            && self.thinking_blocks.is_none()
             && self.tool_calls.as_ref().is_none_or(|t| t.is_empty())
             && self.extra.is_empty()
     }
