@@ -82,7 +82,19 @@ export interface ImageContentPart {
   [key: string]: unknown
 }
 
-export type ContentPart = TextContentPart | ImageContentPart
+/** A file given inline (a PDF as `data:application/pdf;base64,…`); sent to Anthropic as a document. */
+export interface FileContentPart {
+  type: 'file'
+  file: { file_data?: string; file_id?: string; filename?: string }
+  [key: string]: unknown
+}
+
+export type ContentPart = TextContentPart | ImageContentPart | FileContentPart
+
+/** Claude's thinking as returned, with its signature; send it back unchanged on the assistant message. */
+export type ThinkingBlock =
+  | { type: 'thinking'; thinking: string; signature: string }
+  | { type: 'redacted_thinking'; data: string }
 
 export interface ToolCall {
   id: string
@@ -115,8 +127,10 @@ export interface AssistantMessage {
   function_call?: { name: string; arguments: string } | null
   name?: string
   refusal?: string | null
-  /** Reasoning text returned by the provider, kept when a conversation is sent back. */
+  /** Reasoning text returned by the provider. */
   reasoning_content?: string | null
+  /** Claude's signed thinking, as returned in `message.thinking_blocks`; restores the thinking for a tool-use continuation. */
+  thinking_blocks?: ThinkingBlock[]
 }
 
 export interface ToolMessage {
@@ -197,7 +211,10 @@ export interface ChatCompletionMessage {
   content: string | null
   refusal: string | null
   tool_calls?: ToolCall[]
+  /** The model's reasoning text, where the provider returns it (Claude thinking, DeepSeek…). */
   reasoning_content?: string
+  /** Claude's thinking blocks with their signatures. */
+  thinking_blocks?: ThinkingBlock[]
   [key: string]: unknown
 }
 
@@ -243,6 +260,8 @@ export interface ChatCompletionChunk {
       refusal?: string | null
       tool_calls?: ChatCompletionChunkToolCall[]
       reasoning_content?: string
+      /** A thinking block, complete with its signature, when it ends. */
+      thinking_blocks?: ThinkingBlock[]
     }
     /** Set on exactly one chunk per choice. */
     finish_reason: FinishReason | null

@@ -497,9 +497,18 @@ describe('invalid input is rejected before any request', () => {
     assert.match(err.message, /'b\/mystery'/)
   })
 
+  for (const model of ['claude-sonnet-4-5', 'anthropic/claude-3-5-haiku-20241022']) {
+    test(`${model} without an Anthropic key → config error naming ANTHROPIC_API_KEY`, async () => {
+      for (const via of ['generate', 'stream']) {
+        const err = await caught(() => (via === 'generate' ? proxy.generate({ ...REQ, model }) : proxy.stream({ ...REQ, model }).next()))
+        assertProxyError(err, { code: 'config', retryable: false, provider: 'anthropic' })
+        assert.match(err.message, /ANTHROPIC_API_KEY/)
+      }
+      assert.equal(upstream.requests.length, 0)
+    })
+  }
+
   for (const [model, provider] of [
-    ['claude-sonnet-4-5', 'anthropic'],
-    ['anthropic/claude-3-5-haiku-20241022', 'anthropic'],
     ['anthropic.claude-3-5-sonnet-20240620-v1:0', 'bedrock'],
     ['eu.anthropic.claude-3-7-sonnet-20250219-v1:0', 'bedrock'],
   ]) {

@@ -77,13 +77,17 @@ pub struct OpenAiEndpoint {
 }
 
 impl OpenAiEndpoint {
-    /// `{baseUrl}/chat/completions`, keeping any query string of the base URL (`?api-version=…`).
     pub fn chat_completions_url(&self) -> String {
-        let mut url = self.base_url.clone();
-        let path = format!("{}/chat/completions", url.path().trim_end_matches('/'));
-        url.set_path(&path);
-        url.to_string()
+        join_path(&self.base_url, "chat/completions")
     }
+}
+
+/// `{base}/{path}`, keeping any query string of the base URL (`?api-version=…`).
+pub fn join_path(base: &Url, path: &str) -> String {
+    let mut url = base.clone();
+    let joined = format!("{}/{path}", url.path().trim_end_matches('/'));
+    url.set_path(&joined);
+    url.to_string()
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +95,12 @@ pub struct AnthropicEndpoint {
     pub base_url: Url,
     pub api_key: Option<Secret>,
     pub headers: Vec<(String, String)>,
+}
+
+impl AnthropicEndpoint {
+    pub fn messages_url(&self) -> String {
+        join_path(&self.base_url, "v1/messages")
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -1,20 +1,35 @@
 //! The flow of one call: parse → resolve → input adapter → client → output adapter.
 
-use crate::adapters::openai::{self, Dialect};
+use crate::adapters::anthropic::{self, stream::AnthropicStream};
+use crate::adapters::error_body::parse_error_body;
+use crate::adapters::openai::{self, stream::ChunkNormalizer, Dialect};
 use crate::client::http::{self, UpstreamRequest};
 use crate::client::mock;
 use crate::client::stream::{sse_chunks, ChunkStream};
 use crate::config::{Config, OpenAiEndpoint};
 use crate::error::{Error, ErrorCode, Result};
 use crate::resolver::{self, ProviderKind, Route};
+use crate::secret::Secret;
 use crate::types::request::ChatRequest;
 use crate::types::response::ChatCompletion;
 use bytes::Bytes;
 use futures_util::{stream, StreamExt};
+use serde_json::Value;
 
 #[derive(Debug)]
 pub struct Proxy {
     config: Config,
+}
+
+/// A request ready to send, and how to read what comes back.
+struct Prepared {
+    upstream: UpstreamRequest,
+    output: Output,
+}
+
+enum Output {
+    OpenAi(Dialect),
+    Anthropic { json_tool: Option<String> },
 }
 
 impl Proxy {
@@ -32,72 +47,109 @@ impl Proxy {
 
     pub async fn generate(&self, req: &ChatRequest) -> Result<ChatCompletion> {
         let route = self.resolve(&req.model)?;
-        match route.kind {
-            ProviderKind::Mock => {
-                openai::response::parse_response(&mock::response_body(req, &req.model), &req.model)
-            }
-            ProviderKind::Openai | ProviderKind::OpenaiCompatible => {
-                let (upstream, _) = self.openai_request(&route, req, false)?;
-                let response = http::send(&upstream).await?;
-                let body = response
-                    .bytes()
-                    .await
-                    .map_err(|e| http::body_error(&upstream, &e))?;
-                openai::response::parse_response(&body, &route.model).map_err(|e| {
-                    e.with_provider(&route.provider)
-                        .scrub(&upstream.secret_refs())
-                })
-            }
-            ProviderKind::Anthropic | ProviderKind::Bedrock => Err(not_yet(&route)),
+        if route.kind == ProviderKind::Mock {
+            let body = mock::response_body(req, &req.model);
+            return openai::response::parse_response(&body, &req.model);
         }
+        let Prepared { upstream, output } = self.prepare(&route, req, false)?;
+        let response = http::send(&upstream).await?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| http::body_error(&upstream, &e))?;
+        let parsed = match &output {
+            Output::OpenAi(_) => openai::response::parse_response(&body, &route.model),
+            Output::Anthropic { json_tool } => {
+                anthropic::response::parse_response(&body, &route.model, json_tool.as_deref())
+            }
+        };
+        parsed.map_err(|e| {
+            e.with_provider(&route.provider)
+                .scrub(&upstream.secret_refs())
+        })
     }
 
     /// Returns once the provider has accepted the request (status and headers are in); the chunks
     /// follow as they arrive.
     pub async fn stream(&self, req: &ChatRequest) -> Result<ChunkStream> {
         let route = self.resolve(&req.model)?;
+        let idle = self.config.timeout;
+        if route.kind == ProviderKind::Mock {
+            let events = mock::stream_events(req, &req.model);
+            let body = stream::iter(events.into_iter().map(Ok::<Bytes, Error>));
+            let adapter = ChunkNormalizer::new(&req.model, Dialect::OpenAi);
+            return Ok(sse_chunks(body, adapter, "mock".into(), idle));
+        }
+        let Prepared { upstream, output } = self.prepare(&route, req, true)?;
+        let response = http::send(&upstream).await?;
+        let provider = route.provider.clone();
+        let body = response.bytes_stream().map(move |r| {
+            r.map_err(|e| {
+                Error::new(
+                    ErrorCode::StreamInterrupted,
+                    format!(
+                        "The connection to {provider} broke in the middle of the stream ({e}); the answer is incomplete."
+                    ),
+                )
+            })
+        });
+        let chunks = match output {
+            Output::OpenAi(dialect) => {
+                let adapter = ChunkNormalizer::new(&route.model, dialect);
+                sse_chunks(body, adapter, route.provider.clone(), idle)
+            }
+            Output::Anthropic { json_tool } => {
+                let adapter = AnthropicStream::new(&route.model, json_tool);
+                sse_chunks(body, adapter, route.provider.clone(), idle)
+            }
+        };
+        // Errors reported inside the stream may echo a key, like any provider text.
+        let secrets: Vec<Secret> = upstream.secrets.clone();
+        Ok(chunks
+            .map(move |item| item.map_err(|e| e.scrub(&secrets.iter().collect::<Vec<_>>())))
+            .boxed())
+    }
+
+    fn prepare(&self, route: &Route, req: &ChatRequest, stream: bool) -> Result<Prepared> {
         match route.kind {
-            ProviderKind::Mock => {
-                let events = mock::stream_events(req, &req.model);
-                let body = stream::iter(events.into_iter().map(Ok::<Bytes, Error>));
-                Ok(sse_chunks(
-                    body,
-                    openai::stream::ChunkNormalizer::new(&req.model, Dialect::OpenAi),
-                    "mock".into(),
-                    self.config.timeout,
-                ))
-            }
             ProviderKind::Openai | ProviderKind::OpenaiCompatible => {
-                let (upstream, dialect) = self.openai_request(&route, req, true)?;
-                let response = http::send(&upstream).await?;
-                let provider = route.provider.clone();
-                let secrets = upstream.secrets.clone();
-                let body = response.bytes_stream().map(move |r| {
-                    r.map_err(|e| {
-                        Error::new(
-                            ErrorCode::StreamInterrupted,
-                            format!(
-                                "The connection to {provider} broke in the middle of the stream ({e}); the answer is incomplete."
-                            ),
-                        )
-                    })
-                });
-                let chunks = sse_chunks(
-                    body,
-                    openai::stream::ChunkNormalizer::new(&route.model, dialect),
-                    route.provider.clone(),
-                    self.config.timeout,
-                );
-                // Errors reported inside the stream may echo a key, like any provider text.
-                Ok(chunks
-                    .map(move |item| item.map_err(|e| e.scrub(&secrets.iter().collect::<Vec<_>>())))
-                    .boxed())
+                self.prepare_openai(route, req, stream)
             }
-            ProviderKind::Anthropic | ProviderKind::Bedrock => Err(not_yet(&route)),
+            ProviderKind::Anthropic => self.prepare_anthropic(route, req, stream),
+            ProviderKind::Bedrock => Err(not_yet(route)),
+            ProviderKind::Mock => Err(Error::internal("the mock provider has no upstream")),
         }
     }
 
-    fn endpoint(&self, route: &Route) -> Result<&OpenAiEndpoint> {
+    fn upstream(
+        &self,
+        route: &Route,
+        url: String,
+        headers: Vec<(String, String)>,
+        auth: Option<(&'static str, String, &Secret)>,
+        body: &Value,
+        stream: bool,
+    ) -> Result<UpstreamRequest> {
+        let (secret_headers, secrets) = match auth {
+            Some((name, value, secret)) => (vec![(name, value)], vec![secret.clone()]),
+            None => (Vec::new(), Vec::new()),
+        };
+        Ok(UpstreamRequest {
+            provider: route.provider.clone(),
+            url,
+            headers,
+            secret_headers,
+            secrets,
+            body: Bytes::from(
+                serde_json::to_vec(body).map_err(|e| Error::internal(e.to_string()))?,
+            ),
+            timeout: self.config.timeout,
+            stream,
+            parse_error: parse_error_body,
+        })
+    }
+
+    fn openai_endpoint(&self, route: &Route) -> Result<&OpenAiEndpoint> {
         match route.kind {
             ProviderKind::Openai => Ok(&self.config.openai),
             _ => self.config.compatible.get(&route.provider).ok_or_else(|| {
@@ -106,60 +158,79 @@ impl Proxy {
         }
     }
 
-    fn openai_request(
-        &self,
-        route: &Route,
-        req: &ChatRequest,
-        stream: bool,
-    ) -> Result<(UpstreamRequest, Dialect)> {
-        let endpoint = self.endpoint(route)?;
+    fn prepare_openai(&self, route: &Route, req: &ChatRequest, stream: bool) -> Result<Prepared> {
+        let endpoint = self.openai_endpoint(route)?;
         let dialect = if endpoint.is_openai {
             Dialect::OpenAi
         } else {
             Dialect::Compatible
         };
-        let mut secret_headers = Vec::new();
-        let mut secrets = Vec::new();
-        match &endpoint.api_key {
-            Some(key) => {
-                secret_headers.push(("authorization", format!("Bearer {}", key.expose())));
-                secrets.push(key.clone());
-            }
-            None if endpoint.is_openai => {
-                return Err(Error::config(
-                    "No OpenAI API key. Pass `new LLMProxy({ openai: { apiKey } })` or set OPENAI_API_KEY.",
-                )
-                .with_provider("openai"))
-            }
-            None => {}
+        if endpoint.is_openai && endpoint.api_key.is_none() {
+            return Err(Error::config(
+                "No OpenAI API key. Pass `new LLMProxy({ openai: { apiKey } })` or set OPENAI_API_KEY.",
+            )
+            .with_provider("openai"));
         }
+        let auth = endpoint
+            .api_key
+            .as_ref()
+            .map(|key| ("authorization", format!("Bearer {}", key.expose()), key));
         let body = openai::request::build_body(req, &route.model, dialect, stream);
-        let upstream = UpstreamRequest {
-            provider: route.provider.clone(),
-            url: endpoint.chat_completions_url(),
-            headers: endpoint.headers.clone(),
-            secret_headers,
-            secrets,
-            body: Bytes::from(
-                serde_json::to_vec(&body).map_err(|e| Error::internal(e.to_string()))?,
-            ),
-            timeout: self.config.timeout,
+        let upstream = self.upstream(
+            route,
+            endpoint.chat_completions_url(),
+            endpoint.headers.clone(),
+            auth,
+            &body,
             stream,
-            parse_error: crate::adapters::error_body::parse_error_body,
+        )?;
+        Ok(Prepared {
+            upstream,
+            output: Output::OpenAi(dialect),
+        })
+    }
+
+    fn prepare_anthropic(
+        &self,
+        route: &Route,
+        req: &ChatRequest,
+        stream: bool,
+    ) -> Result<Prepared> {
+        let endpoint = &self.config.anthropic;
+        let Some(key) = &endpoint.api_key else {
+            return Err(Error::config(
+                "No Anthropic API key. Pass `new LLMProxy({ anthropic: { apiKey } })` or set ANTHROPIC_API_KEY.",
+            )
+            .with_provider("anthropic"));
         };
-        Ok((upstream, dialect))
+        let built = anthropic::request::build_body(req, &route.model, stream)?;
+        let mut headers = vec![(
+            "anthropic-version".to_string(),
+            anthropic::API_VERSION.to_string(),
+        )];
+        headers.extend(endpoint.headers.iter().cloned());
+        let upstream = self.upstream(
+            route,
+            endpoint.messages_url(),
+            headers,
+            Some(("x-api-key", key.expose().to_string(), key)),
+            &built.body,
+            stream,
+        )?;
+        Ok(Prepared {
+            upstream,
+            output: Output::Anthropic {
+                json_tool: built.json_tool,
+            },
+        })
     }
 }
 
 fn not_yet(route: &Route) -> Error {
-    let name = match route.kind {
-        ProviderKind::Anthropic => "Anthropic",
-        _ => "AWS Bedrock",
-    };
     Error::new(
         ErrorCode::UnsupportedModel,
         format!(
-            "'{}' is served by {name}, and {name} support is not available yet in this version of llm-proxy. Use an OpenAI or OpenAI-compatible model for now.",
+            "'{}' is served by AWS Bedrock, and Bedrock support is not available yet in this version of llm-proxy. Use an OpenAI, Anthropic or OpenAI-compatible model for now.",
             route.model
         ),
     )
