@@ -127,11 +127,12 @@ pub fn parse_response(
     }
 
     let stop_reason = value.get("stop_reason").and_then(Value::as_str);
+    let has_calls = !tool_calls.is_empty();
     let message = ResponseMessage {
         role: assistant_role(),
         content: has_text.then_some(text),
         refusal: None,
-        tool_calls: (!tool_calls.is_empty()).then_some(tool_calls),
+        tool_calls: has_calls.then_some(tool_calls),
         reasoning_content: (!thinking_blocks.is_empty()).then_some(reasoning),
         thinking_blocks: (!thinking_blocks.is_empty()).then_some(thinking_blocks),
         extra: Map::new(),
@@ -158,7 +159,7 @@ pub fn parse_response(
             message,
             finish_reason: Some(finish_reason(
                 stop_reason.unwrap_or("end_turn"),
-                json_tool_used,
+                json_tool_used && !has_calls,
             )),
             logprobs: None,
             extra: Map::new(),
@@ -297,6 +298,24 @@ mod tests {
         assert_eq!(m.content.as_deref(), Some(r#"{"city":"Paris","temp":20}"#));
         assert_eq!(m.tool_calls, None);
         assert_eq!(c.choices[0].finish_reason.as_deref(), Some("stop"));
+    }
+
+    #[test]
+    fn a_real_tool_call_beside_the_json_tool_is_still_a_tool_call() {
+        let body = json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+            "content": [
+                {"type": "tool_use", "id": "toolu_1", "name": "answer", "input": {}},
+                {"type": "tool_use", "id": "toolu_2", "name": "lookup", "input": {"q": "x"}}
+            ],
+            "stop_reason": "tool_use", "usage": {"input_tokens": 1, "output_tokens": 2}
+        });
+        let c = parse_response(body.to_string().as_bytes(), "x", Some("answer")).unwrap();
+        assert_eq!(c.choices[0].finish_reason.as_deref(), Some("tool_calls"));
+        assert_eq!(
+            c.choices[0].message.tool_calls.as_ref().unwrap()[0].id,
+            "toolu_2"
+        );
     }
 
     #[test]
