@@ -72,6 +72,34 @@ pub fn code_for_error_kind(kind: Option<&str>, code: Option<&str>) -> ErrorCode 
     }
 }
 
+/// The error code for an AWS error type: the `x-amzn-ErrorType` header (`ThrottlingException:http://…`),
+/// a body's `__type`, or an event-stream exception's `:exception-type`.
+pub fn code_for_aws_error(error_type: &str) -> ErrorCode {
+    let name = error_type.split(':').next().unwrap_or(error_type);
+    let name = name.rsplit('#').next().unwrap_or(name);
+    match name {
+        "ThrottlingException" | "TooManyRequestsException" | "ServiceQuotaExceededException" => {
+            ErrorCode::RateLimit
+        }
+        "ValidationException" | "SerializationException" => ErrorCode::InvalidRequest,
+        "UnrecognizedClientException"
+        | "InvalidSignatureException"
+        | "IncompleteSignature"
+        | "MissingAuthenticationToken"
+        | "ExpiredTokenException"
+        | "InvalidClientTokenId" => ErrorCode::Authentication,
+        "AccessDeniedException" => ErrorCode::Permission,
+        "ResourceNotFoundException" => ErrorCode::NotFound,
+        "ModelNotReadyException" | "ServiceUnavailableException" => ErrorCode::Overloaded,
+        "ModelTimeoutException" => ErrorCode::Timeout,
+        "ModelStreamErrorException" => ErrorCode::StreamInterrupted,
+        "ModelErrorException" | "InternalServerException" | "InternalFailure" => {
+            ErrorCode::ServerError
+        }
+        _ => ErrorCode::ServerError,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +145,29 @@ mod tests {
             code_for_error_kind(None, Some("rate_limit_exceeded")),
             ErrorCode::RateLimit
         );
+    }
+
+    #[test]
+    fn aws_error_types_map_to_codes() {
+        for (kind, code) in [
+            ("ThrottlingException", ErrorCode::RateLimit),
+            (
+                "ValidationException:http://internal.amazon.com/coral/com.amazon.bedrock/",
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                "com.amazon.coral.service#UnrecognizedClientException",
+                ErrorCode::Authentication,
+            ),
+            ("AccessDeniedException", ErrorCode::Permission),
+            ("ResourceNotFoundException", ErrorCode::NotFound),
+            ("ModelNotReadyException", ErrorCode::Overloaded),
+            ("ServiceUnavailableException", ErrorCode::Overloaded),
+            ("ModelTimeoutException", ErrorCode::Timeout),
+            ("InternalServerException", ErrorCode::ServerError),
+        ] {
+            assert_eq!(code_for_aws_error(kind), code, "{kind}");
+        }
     }
 
     #[test]

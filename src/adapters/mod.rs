@@ -3,6 +3,7 @@
 //! stream events.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod error_body;
 pub mod openai;
 

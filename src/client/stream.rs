@@ -1,8 +1,9 @@
-//! Bytes of an SSE response → canonical chunks: the decoder frames events, the provider's stream
-//! adapter turns them into chunks, and this drives both as a `Stream`.
+//! Bytes of a streamed response → canonical chunks: a [`Framer`] cuts the bytes into events (SSE,
+//! or AWS event-stream messages), the provider's [`StreamAdapter`] turns events into chunks, and
+//! this drives both as a `Stream`.
 
 use crate::adapters::StreamAdapter;
-use crate::client::sse::SseDecoder;
+use crate::client::sse::{SseDecoder, SseEvent};
 use crate::error::{Error, ErrorCode, Result};
 use crate::types::response::ChatCompletionChunk;
 use bytes::Bytes;
@@ -12,9 +13,36 @@ use std::time::Duration;
 
 pub type ChunkStream = BoxStream<'static, Result<ChatCompletionChunk>>;
 
-struct State<S, A> {
+/// Cuts a byte stream into events. An AWS event-stream message becomes an event whose `event` is
+/// its `:event-type` and whose `data` is its payload.
+pub trait Framer: Send {
+    /// The next bytes, split anywhere. Events they complete are appended to `out`, even when an
+    /// error follows them.
+    fn feed(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<()>;
+    /// End of input: the last event, or an error if the bytes stop in the middle of one.
+    fn finish(&mut self, out: &mut Vec<SseEvent>) -> Result<()>;
+}
+
+impl Framer for SseDecoder {
+    fn feed(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<()> {
+        SseDecoder::feed(self, bytes, out).map_err(framing_error)
+    }
+
+    fn finish(&mut self, out: &mut Vec<SseEvent>) -> Result<()> {
+        SseDecoder::finish(self, out).map_err(framing_error)
+    }
+}
+
+fn framing_error(e: crate::client::sse::SseError) -> Error {
+    Error::new(
+        ErrorCode::StreamInterrupted,
+        format!("The provider's event stream is malformed ({e}); the answer may be incomplete."),
+    )
+}
+
+struct State<S, F, A> {
     body: S,
-    decoder: SseDecoder,
+    framer: F,
     adapter: A,
     pending: VecDeque<ChatCompletionChunk>,
     provider: String,
@@ -22,8 +50,7 @@ struct State<S, A> {
     finished: bool,
 }
 
-/// Chunks are handed on as soon as the bytes that complete them arrive; nothing is held back
-/// except the usage, which comes last. A body silent for `idle_timeout` fails with `timeout`.
+/// Chunks of an SSE body.
 pub fn sse_chunks<S, A>(
     body: S,
     adapter: A,
@@ -34,9 +61,26 @@ where
     S: Stream<Item = Result<Bytes>> + Send + Unpin + 'static,
     A: StreamAdapter + 'static,
 {
+    chunks(body, SseDecoder::new(), adapter, provider, idle_timeout)
+}
+
+/// Chunks are handed on as soon as the bytes that complete them arrive; nothing is held back
+/// except the usage, which comes last. A body silent for `idle_timeout` fails with `timeout`.
+pub fn chunks<S, F, A>(
+    body: S,
+    framer: F,
+    adapter: A,
+    provider: String,
+    idle_timeout: Duration,
+) -> ChunkStream
+where
+    S: Stream<Item = Result<Bytes>> + Send + Unpin + 'static,
+    F: Framer + 'static,
+    A: StreamAdapter + 'static,
+{
     let state = State {
         body,
-        decoder: SseDecoder::new(),
+        framer,
         adapter,
         pending: VecDeque::new(),
         provider,
@@ -81,37 +125,30 @@ where
     .boxed()
 }
 
-fn on_bytes<S, A: StreamAdapter>(st: &mut State<S, A>, bytes: &[u8]) -> Result<()> {
+fn on_bytes<S, F: Framer, A: StreamAdapter>(st: &mut State<S, F, A>, bytes: &[u8]) -> Result<()> {
     let mut events = Vec::new();
-    let fed = st.decoder.feed(bytes, &mut events);
+    let fed = st.framer.feed(bytes, &mut events);
     let mut out = Vec::new();
     // Events completed before a framing error still count.
     for event in &events {
         st.adapter.on_event(event, &mut out)?;
     }
     st.pending.extend(out);
-    fed.map_err(framing_error)
+    fed
 }
 
-fn end<S, A: StreamAdapter>(st: &mut State<S, A>) -> Result<()> {
+fn end<S, F: Framer, A: StreamAdapter>(st: &mut State<S, F, A>) -> Result<()> {
     st.finished = true;
     let mut out = Vec::new();
     if !st.adapter.is_done() {
         let mut events = Vec::new();
-        let fed = st.decoder.finish(&mut events);
+        let fed = st.framer.finish(&mut events);
         for event in &events {
             st.adapter.on_event(event, &mut out)?;
         }
-        fed.map_err(framing_error)?;
+        fed?;
     }
     st.adapter.finish(&mut out)?;
     st.pending.extend(out);
     Ok(())
-}
-
-fn framing_error(e: crate::client::sse::SseError) -> Error {
-    Error::new(
-        ErrorCode::StreamInterrupted,
-        format!("The provider's event stream is malformed ({e}); the answer may be incomplete."),
-    )
 }
