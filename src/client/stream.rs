@@ -47,6 +47,8 @@ struct State<S, F, A> {
     pending: VecDeque<ChatCompletionChunk>,
     provider: String,
     idle_timeout: Duration,
+    /// Set when the stream failed; handed on after the chunks that came before it.
+    failed: Option<Error>,
     finished: bool,
 }
 
@@ -85,12 +87,16 @@ where
         pending: VecDeque::new(),
         provider,
         idle_timeout,
+        failed: None,
         finished: false,
     };
     stream::unfold(state, |mut st| async move {
         loop {
             if let Some(chunk) = st.pending.pop_front() {
                 return Some((Ok(chunk), st));
+            }
+            if let Some(e) = st.failed.take() {
+                return Some((Err(e), st));
             }
             if st.finished {
                 return None;
@@ -113,12 +119,12 @@ where
                 }
             };
             if let Err(mut e) = step {
+                // Chunks that arrived before the failure are delivered first.
                 st.finished = true;
-                st.pending.clear();
                 if e.provider.is_none() {
                     e.provider = Some(st.provider.clone());
                 }
-                return Some((Err(e), st));
+                st.failed = Some(e);
             }
         }
     })
@@ -128,27 +134,96 @@ where
 fn on_bytes<S, F: Framer, A: StreamAdapter>(st: &mut State<S, F, A>, bytes: &[u8]) -> Result<()> {
     let mut events = Vec::new();
     let fed = st.framer.feed(bytes, &mut events);
+    // Events completed before an error, in the same bytes, still count.
+    let adapted = adapt(st, &events);
+    adapted.and(fed)
+}
+
+/// Runs the adapter over `events`, keeping the chunks it made before any error.
+fn adapt<S, F, A: StreamAdapter>(st: &mut State<S, F, A>, events: &[SseEvent]) -> Result<()> {
     let mut out = Vec::new();
-    // Events completed before a framing error still count.
-    for event in &events {
-        st.adapter.on_event(event, &mut out)?;
-    }
+    let result = events
+        .iter()
+        .try_for_each(|event| st.adapter.on_event(event, &mut out));
     st.pending.extend(out);
-    fed
+    result
 }
 
 fn end<S, F: Framer, A: StreamAdapter>(st: &mut State<S, F, A>) -> Result<()> {
     st.finished = true;
-    let mut out = Vec::new();
     if !st.adapter.is_done() {
         let mut events = Vec::new();
         let fed = st.framer.finish(&mut events);
-        for event in &events {
-            st.adapter.on_event(event, &mut out)?;
-        }
+        adapt(st, &events)?;
         fed?;
     }
-    st.adapter.finish(&mut out)?;
+    let mut out = Vec::new();
+    let result = st.adapter.finish(&mut out);
     st.pending.extend(out);
-    Ok(())
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::openai::{stream::ChunkNormalizer, Dialect};
+    use crate::error::ErrorCode;
+
+    async fn collect(bodies: Vec<&'static [u8]>) -> (Vec<String>, Option<Error>) {
+        let body = stream::iter(bodies.into_iter().map(|b| Ok(Bytes::from_static(b))));
+        let mut s = sse_chunks(
+            body,
+            ChunkNormalizer::new("m", Dialect::Compatible),
+            "p".into(),
+            Duration::from_secs(5),
+        );
+        let mut texts = Vec::new();
+        while let Some(item) = s.next().await {
+            match item {
+                Ok(c) => texts.push(
+                    c.choices
+                        .first()
+                        .and_then(|c| c.delta.content.clone())
+                        .unwrap_or_default(),
+                ),
+                Err(e) => {
+                    assert!(s.next().await.is_none(), "nothing after the error");
+                    return (texts, Some(e));
+                }
+            }
+        }
+        (texts, None)
+    }
+
+    const TWO_THEN_ERROR: &[u8] = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"}}]}\n\nevent: error\ndata: {\"error\":{\"type\":\"overloaded_error\",\"message\":\"busy\"}}\n\n";
+
+    #[tokio::test]
+    async fn chunks_read_together_with_an_error_are_delivered_before_it() {
+        let (texts, err) = collect(vec![TWO_THEN_ERROR]).await;
+        assert_eq!(texts, vec!["a", "b"]);
+        let err = err.unwrap();
+        assert_eq!(err.code, ErrorCode::Overloaded);
+        assert_eq!(err.provider.as_deref(), Some("p"));
+    }
+
+    #[tokio::test]
+    async fn chunks_before_a_framing_error_are_delivered_before_it() {
+        let (texts, err) = collect(vec![
+            b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\ndata: \xff\n\n",
+        ])
+        .await;
+        assert_eq!(texts, vec!["a"]);
+        assert_eq!(err.unwrap().code, ErrorCode::StreamInterrupted);
+    }
+
+    #[tokio::test]
+    async fn a_cut_stream_delivers_what_came_then_fails() {
+        let (texts, err) = collect(vec![
+            b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n",
+            b"data: {\"choi",
+        ])
+        .await;
+        assert_eq!(texts, vec!["a"]);
+        assert_eq!(err.unwrap().code, ErrorCode::StreamInterrupted);
+    }
 }
