@@ -1,6 +1,10 @@
 //! `new LLMProxy(options)`: the options as given, and the resolved configuration with the official
 //! SDKs' environment variables as defaults.
 
+pub mod aws;
+
+pub use aws::BedrockEndpoint;
+
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use reqwest::Url;
@@ -46,7 +50,7 @@ pub struct AnthropicOptions {
     pub headers: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BedrockOptions {
     pub region: Option<String>,
@@ -107,6 +111,7 @@ impl AnthropicEndpoint {
 pub struct Config {
     pub openai: OpenAiEndpoint,
     pub anthropic: AnthropicEndpoint,
+    pub bedrock: BedrockEndpoint,
     pub compatible: BTreeMap<String, OpenAiEndpoint>,
     pub routes: Vec<(String, String)>,
     pub timeout: Duration,
@@ -115,6 +120,15 @@ pub struct Config {
 impl Config {
     /// Resolves options against the environment (`env` is `std::env::var` in production).
     pub fn resolve(options: ProxyOptions, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
+        Self::resolve_with_files(options, env, &|_| None)
+    }
+
+    /// As [`Config::resolve`], reading the AWS shared files through `read_file`.
+    pub fn resolve_with_files(
+        options: ProxyOptions,
+        env: &dyn Fn(&str) -> Option<String>,
+        read_file: &dyn Fn(&std::path::PathBuf) -> Option<String>,
+    ) -> Result<Self> {
         let env_nonempty = |k: &str| env(k).filter(|v| !v.trim().is_empty());
 
         let o = options.openai.unwrap_or_default();
@@ -157,6 +171,9 @@ impl Config {
             headers: a.headers.unwrap_or_default().into_iter().collect(),
         };
 
+        let bedrock =
+            BedrockEndpoint::resolve(options.bedrock.unwrap_or_default(), env, read_file)?;
+
         let mut compatible = BTreeMap::new();
         for (name, c) in options.compatible.unwrap_or_default() {
             if name.is_empty() || name.contains('/') {
@@ -192,6 +209,7 @@ impl Config {
         Ok(Config {
             openai,
             anthropic,
+            bedrock,
             compatible,
             routes,
             timeout,
@@ -218,11 +236,13 @@ impl Config {
                     Error::config(format!("Invalid LLMProxy options{at}: {detail}."))
                 })?
         };
-        Self::resolve(options, &|k| std::env::var(k).ok())
+        Self::resolve_with_files(options, &|k| std::env::var(k).ok(), &|path| {
+            std::fs::read_to_string(path).ok()
+        })
     }
 }
 
-fn parse_url(field: &str, value: &str) -> Result<Url> {
+pub(crate) fn parse_url(field: &str, value: &str) -> Result<Url> {
     // A URL may carry credentials (user:password@host); such a value is not repeated back.
     let shown = if value.contains('@') {
         String::new()
