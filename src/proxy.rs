@@ -1,11 +1,13 @@
 //! The flow of one call: parse → resolve → input adapter → client → output adapter.
 
 use crate::adapters::anthropic::{self, stream::AnthropicStream};
+use crate::adapters::bedrock::{self, claude::ClaudeInvokeStream};
 use crate::adapters::error_body::parse_error_body;
 use crate::adapters::openai::{self, stream::ChunkNormalizer, Dialect};
-use crate::client::http::{self, UpstreamRequest};
+use crate::client::eventstream::EventStreamFramer;
+use crate::client::http::{self, AwsSigning, UpstreamRequest};
 use crate::client::mock;
-use crate::client::stream::{sse_chunks, ChunkStream};
+use crate::client::stream::{chunks, sse_chunks, ChunkStream};
 use crate::config::{Config, OpenAiEndpoint};
 use crate::error::{Error, ErrorCode, Result};
 use crate::resolver::{self, ProviderKind, Route};
@@ -30,6 +32,39 @@ struct Prepared {
 enum Output {
     OpenAi(Dialect),
     Anthropic { json_tool: Option<String> },
+    BedrockClaude { json_tool: Option<String> },
+}
+
+/// How a Bedrock model is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BedrockApi {
+    /// InvokeModel with the Anthropic Messages body.
+    Claude,
+    /// InvokeModel with the Llama 3 prompt.
+    Llama,
+    /// The Converse API, which every Bedrock model speaks.
+    Converse,
+}
+
+fn bedrock_api(route: &Route) -> BedrockApi {
+    if route.converse {
+        return BedrockApi::Converse;
+    }
+    let id = route.model.as_str();
+    let unprefixed = id.split_once('.').map_or(id, |(head, rest)| {
+        if ["us", "eu", "apac", "global", "us-gov", "jp", "au", "ca"].contains(&head) {
+            rest
+        } else {
+            id
+        }
+    });
+    if unprefixed.starts_with("anthropic.claude") {
+        BedrockApi::Claude
+    } else if unprefixed.starts_with("meta.llama3") {
+        BedrockApi::Llama
+    } else {
+        BedrockApi::Converse
+    }
 }
 
 impl Proxy {
@@ -59,7 +94,7 @@ impl Proxy {
             .map_err(|e| http::body_error(&upstream, &e))?;
         let parsed = match &output {
             Output::OpenAi(_) => openai::response::parse_response(&body, &route.model),
-            Output::Anthropic { json_tool } => {
+            Output::Anthropic { json_tool } | Output::BedrockClaude { json_tool } => {
                 anthropic::response::parse_response(&body, &route.model, json_tool.as_deref())
             }
         };
@@ -102,6 +137,16 @@ impl Proxy {
                 let adapter = AnthropicStream::new(&route.model, json_tool);
                 sse_chunks(body, adapter, route.provider.clone(), idle)
             }
+            Output::BedrockClaude { json_tool } => {
+                let adapter = ClaudeInvokeStream::new(&route.model, json_tool);
+                chunks(
+                    body,
+                    EventStreamFramer::new(),
+                    adapter,
+                    route.provider.clone(),
+                    idle,
+                )
+            }
         };
         // Errors reported inside the stream may echo a key, like any provider text.
         let secrets: Vec<Secret> = upstream.secrets.clone();
@@ -116,7 +161,7 @@ impl Proxy {
                 self.prepare_openai(route, req, stream)
             }
             ProviderKind::Anthropic => self.prepare_anthropic(route, req, stream),
-            ProviderKind::Bedrock => Err(not_yet(route)),
+            ProviderKind::Bedrock => self.prepare_bedrock(route, req, stream),
             ProviderKind::Mock => Err(Error::internal("the mock provider has no upstream")),
         }
     }
@@ -145,6 +190,12 @@ impl Proxy {
             ),
             timeout: self.config.timeout,
             stream,
+            accept: if stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            },
+            aws: None,
             parse_error: parse_error_body,
         })
     }
@@ -223,6 +274,60 @@ impl Proxy {
                 json_tool: built.json_tool,
             },
         })
+    }
+}
+
+impl Proxy {
+    fn prepare_bedrock(&self, route: &Route, req: &ChatRequest, stream: bool) -> Result<Prepared> {
+        let endpoint = &self.config.bedrock;
+        let credentials = endpoint.credentials()?.clone();
+        let region = endpoint.region()?.to_string();
+        let segment = bedrock::model_path_segment(&route.model);
+        let api = bedrock_api(route);
+        let (action, body, output) = match api {
+            BedrockApi::Claude => {
+                let built = bedrock::claude::build_body(req, &route.model)?;
+                let action = if stream {
+                    "invoke-with-response-stream"
+                } else {
+                    "invoke"
+                };
+                (
+                    action,
+                    built.body,
+                    Output::BedrockClaude {
+                        json_tool: built.json_tool,
+                    },
+                )
+            }
+            BedrockApi::Llama | BedrockApi::Converse => return Err(not_yet(route)),
+        };
+        let mut secrets = vec![credentials.secret_access_key.clone()];
+        secrets.extend(credentials.session_token.clone());
+        let upstream = UpstreamRequest {
+            provider: route.provider.clone(),
+            url: endpoint.url(&segment, action)?,
+            headers: Vec::new(),
+            secret_headers: Vec::new(),
+            secrets,
+            body: Bytes::from(
+                serde_json::to_vec(&body).map_err(|e| Error::internal(e.to_string()))?,
+            ),
+            timeout: self.config.timeout,
+            stream,
+            accept: if stream {
+                "application/vnd.amazon.eventstream"
+            } else {
+                "application/json"
+            },
+            aws: Some(AwsSigning {
+                credentials,
+                region,
+                service: "bedrock",
+            }),
+            parse_error: parse_error_body,
+        };
+        Ok(Prepared { upstream, output })
     }
 }
 

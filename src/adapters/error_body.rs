@@ -37,6 +37,7 @@ pub fn parse_error_body(body: &Value) -> Option<ProviderError> {
         _ => {
             let message = body
                 .get("message")
+                .or_else(|| body.get("Message"))
                 .or_else(|| body.get("detail"))
                 .and_then(text)?;
             Some(ProviderError {

@@ -2,6 +2,7 @@
 //! of HTTP failures to error codes.
 
 use crate::adapters::error_body::ProviderError;
+use crate::client::sigv4::{self, AwsCredentials};
 use crate::error::{Error, ErrorCode, Result};
 use crate::secret::Secret;
 use bytes::Bytes;
@@ -46,8 +47,18 @@ pub struct UpstreamRequest {
     pub body: Bytes,
     pub timeout: Duration,
     pub stream: bool,
+    /// The `Accept` header.
+    pub accept: &'static str,
+    /// Requests to AWS are signed (SigV4) just before each send.
+    pub aws: Option<AwsSigning>,
     /// Reads the provider's error body format.
     pub parse_error: fn(&Value) -> Option<ProviderError>,
+}
+
+pub struct AwsSigning {
+    pub credentials: AwsCredentials,
+    pub region: String,
+    pub service: &'static str,
 }
 
 impl UpstreamRequest {
@@ -60,22 +71,41 @@ impl UpstreamRequest {
 /// read and turned into an [`Error`] with the provider's message and body.
 pub async fn send(req: &UpstreamRequest) -> Result<reqwest::Response> {
     let client = shared_client()?;
-    let mut builder = client
-        .post(&req.url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(
-            reqwest::header::ACCEPT,
-            if req.stream {
-                "text/event-stream"
-            } else {
-                "application/json"
-            },
-        );
+    let mut builder = client.post(&req.url);
     if !req.stream {
         builder = builder.timeout(req.timeout);
     }
+    let mut plain: Vec<(String, String)> = Vec::with_capacity(req.headers.len() + 2);
+    plain.push(("content-type".into(), "application/json".into()));
+    plain.push(("accept".into(), req.accept.into()));
+    plain.extend(req.headers.iter().cloned());
+    let mut secret_headers: Vec<(String, String)> = req
+        .secret_headers
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.clone()))
+        .collect();
+    if let Some(aws) = &req.aws {
+        // Signed now, over exactly the headers and body sent, so a retry gets a fresh signature.
+        let signed = sigv4::sign(
+            "POST",
+            &req.url,
+            &plain,
+            &req.body,
+            &aws.credentials,
+            &aws.region,
+            aws.service,
+            SystemTime::now(),
+        )?;
+        for (name, value) in signed {
+            if name.eq_ignore_ascii_case("x-amz-date") {
+                plain.push((name, value));
+            } else {
+                secret_headers.push((name, value));
+            }
+        }
+    }
     let mut headers = HeaderMap::new();
-    for (name, value) in &req.headers {
+    for (name, value) in &plain {
         let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| Error::config(format!("'{name}' is not a valid HTTP header name.")))?;
         let value = HeaderValue::from_str(value).map_err(|_| {
@@ -85,7 +115,9 @@ pub async fn send(req: &UpstreamRequest) -> Result<reqwest::Response> {
         })?;
         headers.append(name, value);
     }
-    for (name, value) in &req.secret_headers {
+    for (name, value) in &secret_headers {
+        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| Error::internal("invalid credential header name"))?;
         let mut value = HeaderValue::from_str(value).map_err(|_| {
             Error::config(format!(
                 "The credential for {} contains characters not allowed in an HTTP header (a newline?).",
@@ -93,7 +125,7 @@ pub async fn send(req: &UpstreamRequest) -> Result<reqwest::Response> {
             ))
         })?;
         value.set_sensitive(true);
-        headers.insert(*name, value);
+        headers.insert(name, value);
     }
     let send = builder.headers(headers).body(req.body.clone()).send();
     // For a stream, the timeout covers the wait for the response headers.
@@ -185,7 +217,15 @@ pub fn http_error(req: &UpstreamRequest, status: u16, headers: &HeaderMap, body:
     let text = String::from_utf8_lossy(body);
     let parsed: Option<Value> = serde_json::from_str(&text).ok();
     let info = parsed.as_ref().and_then(|v| (req.parse_error)(v));
-    let code = code_for_status(status, info.as_ref());
+    // AWS names the error in a header; it is more precise than the status.
+    let aws_type = headers
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        .map(|t| t.split(':').next().unwrap_or(t).to_string());
+    let code = match &aws_type {
+        Some(t) => crate::adapters::error_body::code_for_aws_error(t),
+        None => code_for_status(status, info.as_ref()),
+    };
     let provider_message = info
         .as_ref()
         .map(|i| i.message.clone())
@@ -214,6 +254,9 @@ pub fn http_error(req: &UpstreamRequest, status: u16, headers: &HeaderMap, body:
         _ => "",
     };
     let mut message = format!("{} returned HTTP {status}", req.provider);
+    if let Some(t) = &aws_type {
+        message.push_str(&format!(" ({t})"));
+    }
     if !provider_message.is_empty() {
         message.push_str(": ");
         message.push_str(&provider_message);
@@ -303,6 +346,8 @@ mod tests {
             body: Bytes::new(),
             timeout: Duration::from_secs(1),
             stream: false,
+            accept: "application/json",
+            aws: None,
             parse_error: parse_error_body,
         }
     }

@@ -1,5 +1,6 @@
 //! AWS Bedrock Runtime: Claude and Llama 3.1 over InvokeModel, every model over Converse.
 
+pub mod claude;
 pub mod converse;
 pub mod llama;
 
