@@ -1,7 +1,7 @@
 //! The flow of one call: parse → resolve → input adapter → client → output adapter.
 
 use crate::adapters::anthropic::{self, stream::AnthropicStream};
-use crate::adapters::bedrock::{self, claude::ClaudeInvokeStream};
+use crate::adapters::bedrock::{self, claude::ClaudeInvokeStream, converse::ConverseStream};
 use crate::adapters::error_body::parse_error_body;
 use crate::adapters::openai::{self, stream::ChunkNormalizer, Dialect};
 use crate::client::eventstream::EventStreamFramer;
@@ -33,6 +33,7 @@ enum Output {
     OpenAi(Dialect),
     Anthropic { json_tool: Option<String> },
     BedrockClaude { json_tool: Option<String> },
+    Converse,
 }
 
 /// How a Bedrock model is called.
@@ -97,6 +98,7 @@ impl Proxy {
             Output::Anthropic { json_tool } | Output::BedrockClaude { json_tool } => {
                 anthropic::response::parse_response(&body, &route.model, json_tool.as_deref())
             }
+            Output::Converse => bedrock::converse::parse_response(&body, &route.model),
         };
         parsed.map_err(|e| {
             e.with_provider(&route.provider)
@@ -300,7 +302,16 @@ impl Proxy {
                     },
                 )
             }
-            BedrockApi::Llama | BedrockApi::Converse => return Err(not_yet(route)),
+            BedrockApi::Converse => {
+                let body = bedrock::converse::build_body(req)?;
+                let action = if stream {
+                    "converse-stream"
+                } else {
+                    "converse"
+                };
+                (action, body, Output::Converse)
+            }
+            BedrockApi::Llama => return Err(not_yet(route)),
         };
         let mut secrets = vec![credentials.secret_access_key.clone()];
         secrets.extend(credentials.session_token.clone());
