@@ -1,7 +1,9 @@
 //! The flow of one call: parse → resolve → input adapter → client → output adapter.
 
 use crate::adapters::anthropic::{self, stream::AnthropicStream};
-use crate::adapters::bedrock::{self, claude::ClaudeInvokeStream, converse::ConverseStream};
+use crate::adapters::bedrock::{
+    self, claude::ClaudeInvokeStream, converse::ConverseStream, llama::LlamaStream,
+};
 use crate::adapters::error_body::parse_error_body;
 use crate::adapters::openai::{self, stream::ChunkNormalizer, Dialect};
 use crate::client::eventstream::EventStreamFramer;
@@ -33,6 +35,7 @@ enum Output {
     OpenAi(Dialect),
     Anthropic { json_tool: Option<String> },
     BedrockClaude { json_tool: Option<String> },
+    Llama { tools_offered: bool },
     Converse,
 }
 
@@ -99,6 +102,9 @@ impl Proxy {
                 anthropic::response::parse_response(&body, &route.model, json_tool.as_deref())
             }
             Output::Converse => bedrock::converse::parse_response(&body, &route.model),
+            Output::Llama { tools_offered } => {
+                bedrock::llama::parse_response(&body, &route.model, *tools_offered)
+            }
         };
         parsed.map_err(|e| {
             e.with_provider(&route.provider)
@@ -141,6 +147,26 @@ impl Proxy {
             }
             Output::BedrockClaude { json_tool } => {
                 let adapter = ClaudeInvokeStream::new(&route.model, json_tool);
+                chunks(
+                    body,
+                    EventStreamFramer::new(),
+                    adapter,
+                    route.provider.clone(),
+                    idle,
+                )
+            }
+            Output::Converse => {
+                let adapter = ConverseStream::new(&route.model);
+                chunks(
+                    body,
+                    EventStreamFramer::new(),
+                    adapter,
+                    route.provider.clone(),
+                    idle,
+                )
+            }
+            Output::Llama { tools_offered } => {
+                let adapter = LlamaStream::new(&route.model, tools_offered);
                 chunks(
                     body,
                     EventStreamFramer::new(),
@@ -311,7 +337,16 @@ impl Proxy {
                 };
                 (action, body, Output::Converse)
             }
-            BedrockApi::Llama => return Err(not_yet(route)),
+            BedrockApi::Llama => {
+                let body = bedrock::llama::build_body(req)?;
+                let action = if stream {
+                    "invoke-with-response-stream"
+                } else {
+                    "invoke"
+                };
+                let tools_offered = req.tools.as_ref().is_some_and(|t| !t.is_empty());
+                (action, body, Output::Llama { tools_offered })
+            }
         };
         let mut secrets = vec![credentials.secret_access_key.clone()];
         secrets.extend(credentials.session_token.clone());
@@ -340,16 +375,4 @@ impl Proxy {
         };
         Ok(Prepared { upstream, output })
     }
-}
-
-fn not_yet(route: &Route) -> Error {
-    Error::new(
-        ErrorCode::UnsupportedModel,
-        format!(
-            "'{}' is served by AWS Bedrock, and Bedrock support is not available yet in this version of llm-proxy. Use an OpenAI, Anthropic or OpenAI-compatible model for now.",
-            route.model
-        ),
-    )
-    .with_provider(&route.provider)
-    .with_retryable(false)
 }
