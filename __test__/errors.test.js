@@ -508,15 +508,22 @@ describe('invalid input is rejected before any request', () => {
     })
   }
 
-  for (const [model, provider] of [
-    ['anthropic.claude-3-5-sonnet-20240620-v1:0', 'bedrock'],
-    ['eu.anthropic.claude-3-7-sonnet-20250219-v1:0', 'bedrock'],
-  ]) {
-    test(`${model} → unsupported_model "not available yet"`, async () => {
-      for (const via of ['generate', 'stream']) {
-        const err = await caught(() => (via === 'generate' ? proxy.generate({ ...REQ, model }) : proxy.stream({ ...REQ, model }).next()))
-        assertProxyError(err, { code: 'unsupported_model', retryable: false, provider })
-        assert.match(err.message, /not available yet/)
+  for (const model of ['anthropic.claude-3-5-sonnet-20240620-v1:0', 'eu.anthropic.claude-3-7-sonnet-20250219-v1:0']) {
+    test(`${model} without AWS credentials → config error listing where it looked`, async () => {
+      const saved = { ...process.env }
+      for (const k of Object.keys(process.env)) if (k.startsWith('AWS_')) delete process.env[k]
+      process.env.AWS_SHARED_CREDENTIALS_FILE = '/nonexistent/llm-proxy-test/credentials'
+      try {
+        const bedrockProxy = new LLMProxy({ bedrock: { region: 'us-east-1', endpoint: upstream.url } })
+        for (const via of ['generate', 'stream']) {
+          const err = await caught(() => (via === 'generate' ? bedrockProxy.generate({ ...REQ, model }) : bedrockProxy.stream({ ...REQ, model }).next()))
+          assertProxyError(err, { code: 'config', retryable: false, provider: 'bedrock' })
+          assert.match(err.message, /AWS_ACCESS_KEY_ID/)
+          assert.match(err.message, /\/nonexistent\/llm-proxy-test\/credentials/)
+        }
+      } finally {
+        for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k]
+        Object.assign(process.env, saved)
       }
     })
   }
