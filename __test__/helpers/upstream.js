@@ -90,7 +90,10 @@ function parseRequest(buf) {
   } catch {
     json = undefined
   }
-  return { request: { method, path, httpVersion, headers, body: text, json }, rest }
+  const request = { method, path, httpVersion, headers, body: text, json }
+  // The body's exact bytes (for signature checks), kept out of deepEqual comparisons.
+  Object.defineProperty(request, 'bodyBytes', { value: Buffer.from(body), enumerable: false })
+  return { request, rest }
 }
 
 /**
@@ -239,8 +242,9 @@ function toBuffer(body) {
  *
  * - `body`: Buffer, string, or a value sent as JSON.
  * - `mode`: 'whole' (one write), 'bytewise' (one write per body byte, each after a setImmediate
- *   pause), `{ chunks: n }` (n writes of about equal size), `{ cutAt: n }` (the first n body bytes,
- *   then the socket is destroyed: the response never completes).
+ *   pause), `{ chunks: n }` (n writes of about equal size), `{ sizes: [a, b, …] }` (writes of a, b, …
+ *   bytes, the list repeated until the body is out), `{ cutAt: n }` (the first n body bytes, then the
+ *   socket is destroyed: the response never completes).
  * - `framing`: 'chunked' (default for `text/event-stream`), 'length' (Content-Length; the default
  *   otherwise), or 'close' (no length: the body ends when the connection closes).
  * - `delayMs`: wait this long before the status line.
@@ -267,12 +271,15 @@ async function writeResponse(socket, status, headers, body, options = {}) {
     if (bytes.length) parts.push(frame(bytes))
     if (framing === 'chunked') parts.push(Buffer.from('0\r\n\r\n'))
     await write(socket, Buffer.concat(parts))
-  } else if (mode === 'bytewise' || (mode && typeof mode.chunks === 'number')) {
+  } else if (mode === 'bytewise' || (mode && (typeof mode.chunks === 'number' || Array.isArray(mode.sizes)))) {
     await write(socket, headText(status, allHeaders))
-    const size = mode === 'bytewise' ? 1 : Math.max(1, Math.ceil(bytes.length / mode.chunks))
-    for (let i = 0; i < bytes.length; i += size) {
+    const fixed = mode === 'bytewise' ? 1 : mode.sizes ? 0 : Math.max(1, Math.ceil(bytes.length / mode.chunks))
+    let k = 0
+    for (let i = 0; i < bytes.length; ) {
+      const size = fixed || Math.max(1, mode.sizes[k++ % mode.sizes.length])
       await pause()
       if (!(await write(socket, frame(bytes.subarray(i, i + size))))) return
+      i += size
     }
     await pause()
     if (framing === 'chunked') await write(socket, '0\r\n\r\n')

@@ -77,8 +77,14 @@ pub fn code_for_error_kind(kind: Option<&str>, code: Option<&str>) -> ErrorCode 
 /// a body's `__type`, or an event-stream exception's `:exception-type`.
 pub fn code_for_aws_error(error_type: &str) -> ErrorCode {
     let name = error_type.split(':').next().unwrap_or(error_type);
-    let name = name.rsplit('#').next().unwrap_or(name);
-    match name {
+    let name = name.rsplit('#').next().unwrap_or(name).trim();
+    // Event-stream exceptions are named in lowerCamel (`throttlingException`).
+    let mut chars = name.chars();
+    let name: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    };
+    match name.as_str() {
         "ThrottlingException" | "TooManyRequestsException" | "ServiceQuotaExceededException" => {
             ErrorCode::RateLimit
         }
@@ -166,6 +172,11 @@ mod tests {
             ("ServiceUnavailableException", ErrorCode::Overloaded),
             ("ModelTimeoutException", ErrorCode::Timeout),
             ("InternalServerException", ErrorCode::ServerError),
+            // As event-stream exception frames name them.
+            ("throttlingException", ErrorCode::RateLimit),
+            ("modelStreamErrorException", ErrorCode::StreamInterrupted),
+            ("validationException", ErrorCode::InvalidRequest),
+            ("serviceUnavailableException", ErrorCode::Overloaded),
         ] {
             assert_eq!(code_for_aws_error(kind), code, "{kind}");
         }
