@@ -80,6 +80,18 @@ impl AnthropicStream {
 
     /// One Anthropic stream event, already parsed: the SSE `data` JSON, or the decoded payload of
     /// an event-stream frame. Same semantics as `on_event`.
+    /// Token counts from elsewhere (Bedrock's invocation metrics), used where the events gave none.
+    pub fn fill_usage(&mut self, input_tokens: u64, output_tokens: u64) {
+        for (key, n) in [
+            ("input_tokens", input_tokens),
+            ("output_tokens", output_tokens),
+        ] {
+            self.usage
+                .entry(key.to_string())
+                .or_insert_with(|| Value::from(n));
+        }
+    }
+
     pub fn on_json(&mut self, event: &Value, out: &mut Vec<ChatCompletionChunk>) -> Result<()> {
         self.handle(event, None, out)
     }

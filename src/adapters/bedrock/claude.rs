@@ -1,7 +1,7 @@
 //! Claude on Bedrock's InvokeModel: the Anthropic Messages body with Bedrock's `anthropic_version`,
 //! and stream chunks that wrap Anthropic stream events in base64.
 
-use super::chunk_payload;
+use super::{chunk_payload, invocation_metrics};
 use crate::adapters::anthropic::{self, request::AnthropicRequest, stream::AnthropicStream};
 use crate::adapters::StreamAdapter;
 use crate::client::sse::SseEvent;
@@ -61,7 +61,11 @@ impl StreamAdapter for ClaudeInvokeStream {
         if event.event.as_deref() != Some("chunk") {
             return Ok(());
         }
-        self.inner.on_json(&chunk_payload(event)?, out)
+        let payload = chunk_payload(event)?;
+        if let Some((input, output)) = invocation_metrics(&payload) {
+            self.inner.fill_usage(input, output);
+        }
+        self.inner.on_json(&payload, out)
     }
 
     fn is_done(&self) -> bool {
@@ -104,6 +108,73 @@ mod tests {
             built.body.as_object().unwrap().keys().next().unwrap(),
             "anthropic_version"
         );
+    }
+
+    fn chunk(inner: Value) -> SseEvent {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(inner.to_string());
+        SseEvent {
+            event: Some("chunk".into()),
+            data: json!({ "bytes": b64, "p": "abc" }).to_string(),
+            id: None,
+        }
+    }
+
+    #[test]
+    fn invocation_metrics_supply_usage_the_events_lack() {
+        let mut s = ClaudeInvokeStream::new("m", None);
+        let mut out = Vec::new();
+        for ev in [
+            json!({"type": "message_start", "message": {"id": "msg_1", "model": "m", "content": []}}),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}}),
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}}),
+            json!({"type": "message_stop", "amazon-bedrock-invocationMetrics": {"inputTokenCount": 16, "outputTokenCount": 21}}),
+        ] {
+            s.on_event(&chunk(ev), &mut out).unwrap();
+        }
+        assert!(s.is_done());
+        s.finish(&mut out).unwrap();
+        let usage = out.last().unwrap().usage.as_ref().unwrap();
+        assert_eq!(
+            (
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.total_tokens
+            ),
+            (16, 21, 37)
+        );
+    }
+
+    #[test]
+    fn the_recorded_stream_agrees_with_its_metrics() {
+        use crate::client::eventstream::EventStreamFramer;
+        use crate::client::stream::Framer;
+        let bytes = std::fs::read(format!(
+            "{}/tests/fixtures/bedrock/invoke-stream/claude3-text.eventstream.bin",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let mut framer = EventStreamFramer::new();
+        let mut events = Vec::new();
+        framer.feed(&bytes, &mut events).unwrap();
+        framer.finish(&mut events).unwrap();
+        let mut s = ClaudeInvokeStream::new("m", None);
+        let mut out = Vec::new();
+        for ev in &events {
+            s.on_event(ev, &mut out).unwrap();
+        }
+        s.finish(&mut out).unwrap();
+        let text: String = out
+            .iter()
+            .filter_map(|c| c.choices.first()?.delta.content.clone())
+            .collect();
+        assert_eq!(
+            text,
+            "Why did the distributed tracing span cross the road? To get to the other service!"
+        );
+        let usage = out.last().unwrap().usage.as_ref().unwrap();
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens), (16, 21));
     }
 
     #[test]
