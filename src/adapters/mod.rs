@@ -4,6 +4,8 @@
 
 pub mod anthropic;
 pub mod bedrock;
+#[cfg(test)]
+pub(crate) mod contract;
 pub mod error_body;
 pub mod openai;
 
