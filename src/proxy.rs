@@ -9,6 +9,7 @@ use crate::adapters::openai::{self, stream::ChunkNormalizer, Dialect};
 use crate::client::eventstream::EventStreamFramer;
 use crate::client::http::{self, AwsSigning, UpstreamRequest};
 use crate::client::mock;
+use crate::client::retry;
 use crate::client::stream::{chunks, sse_chunks, ChunkStream};
 use crate::config::{Config, OpenAiEndpoint};
 use crate::error::{Error, ErrorCode, Result};
@@ -91,11 +92,15 @@ impl Proxy {
             return openai::response::parse_response(&body, &req.model);
         }
         let Prepared { upstream, output } = self.prepare(&route, req, false)?;
-        let response = http::send(&upstream).await?;
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| http::body_error(&upstream, &e))?;
+        let body = self
+            .with_retries(|| async {
+                let response = http::send(&upstream).await?;
+                response
+                    .bytes()
+                    .await
+                    .map_err(|e| http::body_error(&upstream, &e))
+            })
+            .await?;
         let parsed = match &output {
             Output::OpenAi(_) => openai::response::parse_response(&body, &route.model),
             Output::Anthropic { json_tool } | Output::BedrockClaude { json_tool } => {
@@ -124,7 +129,8 @@ impl Proxy {
             return Ok(sse_chunks(body, adapter, "mock".into(), idle));
         }
         let Prepared { upstream, output } = self.prepare(&route, req, true)?;
-        let response = http::send(&upstream).await?;
+        // Only the request is retried: once the stream has begun, nothing is replayed.
+        let response = self.with_retries(|| http::send(&upstream)).await?;
         let provider = route.provider.clone();
         let body = response.bytes_stream().map(move |r| {
             r.map_err(|e| {
@@ -181,6 +187,27 @@ impl Proxy {
         Ok(chunks
             .map(move |item| item.map_err(|e| e.scrub(&secrets.iter().collect::<Vec<_>>())))
             .boxed())
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the retry policy gives up.
+    async fn with_retries<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let mut attempts = 1;
+        loop {
+            match attempt().await {
+                Ok(value) => return Ok(value),
+                Err(e) => match self.config.retry.delay_before(attempts, &e) {
+                    Some(wait) => {
+                        tokio::time::sleep(wait).await;
+                        attempts += 1;
+                    }
+                    None => return Err(retry::note_attempts(e, attempts)),
+                },
+            }
+        }
     }
 
     fn prepare(&self, route: &Route, req: &ChatRequest, stream: bool) -> Result<Prepared> {

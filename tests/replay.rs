@@ -1459,7 +1459,11 @@ async fn http_errors_carry_code_status_retry_and_body_without_the_key() {
                 if streaming { "stream" } else { "generate" }
             );
             let mut up = upstream(Behaviour::Reply((case.reply)())).await;
-            let proxy = openai_proxy(&up.base_url());
+            // One reply per upstream: retries are tested on their own below.
+            let proxy = proxy(json!({
+                "openai": {"apiKey": KEY, "baseUrl": up.base_url()},
+                "retry": {"maxRetries": 0}
+            }));
             let req = chat_request("gpt-4o-mini");
             let e = if streaming {
                 match guard(&what, proxy.stream(&req)).await {
@@ -1658,4 +1662,106 @@ async fn compatible_endpoint_sends_its_own_key_and_headers() {
     assert_eq!(seen.json()["model"], "some-model");
     let calls = completion.choices[0].message.tool_calls.as_ref().unwrap();
     assert_eq!(calls[0].id, "call_nyDXQZ1Ao3rKiffJ74zhnoVP");
+}
+
+/// Serves `replies` in order, one per request, on as many connections as the client opens.
+async fn upstream_sequence(replies: Vec<Reply>) -> (String, mpsc::UnboundedReceiver<Seen>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        for reply in replies {
+            let (mut sock, _) = listener.accept().await.expect("accept");
+            let seen = read_request(&mut sock).await;
+            let _ = tx.send(seen);
+            write_reply(&mut sock, reply.header("Connection", "close")).await;
+        }
+    });
+    (format!("http://127.0.0.1:{port}/v1"), rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_ride_out_rate_limits_and_overloads_then_give_up() {
+    let ok = fixture("openai/chat/text-gpt35-2026.json");
+    let limited = || {
+        Reply::json(429, br#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#.to_vec())
+            .header("retry-after-ms", "10")
+    };
+    let overloaded = || {
+        Reply::json(
+            503,
+            br#"{"error":{"message":"busy","type":"server_error"}}"#.to_vec(),
+        )
+    };
+
+    // 429, 503, then the answer: three requests, one success.
+    let (base, mut seen) =
+        upstream_sequence(vec![limited(), overloaded(), Reply::json(200, ok.clone())]).await;
+    let p = proxy(
+        json!({"openai": {"apiKey": KEY, "baseUrl": base}, "retry": {"maxRetries": 2, "initialDelayMs": 5}}),
+    );
+    let c = guard("retry to success", p.generate(&chat_request("gpt-4o-mini")))
+        .await
+        .unwrap();
+    assert_eq!(c.id, "chatcmpl-DPTBnLVEU6gLtntz301fthMFXeE4C");
+    let mut bodies = Vec::new();
+    while let Ok(s) = seen.try_recv() {
+        bodies.push(s.body);
+    }
+    assert_eq!(bodies.len(), 3);
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "every attempt sends the same body"
+    );
+
+    // Three 503s with two retries allowed: the error says how many attempts were made.
+    let (base, _seen) = upstream_sequence(vec![overloaded(), overloaded(), overloaded()]).await;
+    let p = proxy(
+        json!({"openai": {"apiKey": KEY, "baseUrl": base}, "retry": {"maxRetries": 2, "initialDelayMs": 5}}),
+    );
+    let e = guard("retries spent", p.generate(&chat_request("gpt-4o-mini")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Overloaded);
+    assert!(
+        e.message.ends_with("(gave up after 3 attempts)"),
+        "{}",
+        e.message
+    );
+
+    // A 400 is never retried: the second reply is never asked for.
+    let (base, mut seen) = upstream_sequence(vec![
+        Reply::json(400, fixture("openai/errors/400-unsupported-parameter.json")),
+        Reply::json(200, ok.clone()),
+    ])
+    .await;
+    let p = proxy(
+        json!({"openai": {"apiKey": KEY, "baseUrl": base}, "retry": {"maxRetries": 2, "initialDelayMs": 5}}),
+    );
+    let e = guard("400", p.generate(&chat_request("gpt-4o-mini")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidRequest);
+    assert!(!e.message.contains("attempts"));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(std::iter::from_fn(|| seen.try_recv().ok()).count(), 1);
+
+    // A stream is retried before it starts.
+    let (base, _seen) = upstream_sequence(vec![
+        limited(),
+        Reply::sse(fixture("openai/sse/text-include-usage.sse")),
+    ])
+    .await;
+    let p = proxy(
+        json!({"openai": {"apiKey": KEY, "baseUrl": base}, "retry": {"maxRetries": 1, "initialDelayMs": 5}}),
+    );
+    let mut s = guard("stream retry", p.stream(&chat_request("gpt-4o-mini")))
+        .await
+        .unwrap();
+    let mut n = 0;
+    while let Some(item) = guard("stream chunk", s.next()).await {
+        item.unwrap();
+        n += 1;
+    }
+    assert_eq!(n, 140);
 }

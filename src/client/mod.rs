@@ -3,6 +3,7 @@
 pub mod eventstream;
 pub mod http;
 pub mod mock;
+pub mod retry;
 pub mod sigv4;
 pub mod sse;
 pub mod stream;

@@ -5,6 +5,8 @@ pub mod aws;
 
 pub use aws::BedrockEndpoint;
 
+use crate::client::retry::RetryPolicy;
+
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use reqwest::Url;
@@ -30,6 +32,15 @@ pub struct ProxyOptions {
     /// Model name (or `prefix*`) → `provider/model`.
     pub routes: Option<BTreeMap<String, String>>,
     pub timeout_ms: Option<u64>,
+    pub retry: Option<RetryOptions>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetryOptions {
+    pub max_retries: Option<u32>,
+    pub initial_delay_ms: Option<u64>,
+    pub max_delay_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,6 +126,7 @@ pub struct Config {
     pub compatible: BTreeMap<String, OpenAiEndpoint>,
     pub routes: Vec<(String, String)>,
     pub timeout: Duration,
+    pub retry: RetryPolicy,
 }
 
 impl Config {
@@ -206,7 +218,21 @@ impl Config {
             Some(ms) => ms,
             None => DEFAULT_TIMEOUT_MS,
         });
+        let retry = {
+            let r = options.retry.unwrap_or_default();
+            let default = RetryPolicy::default();
+            RetryPolicy {
+                max_retries: r.max_retries.unwrap_or(default.max_retries),
+                initial_delay: r
+                    .initial_delay_ms
+                    .map_or(default.initial_delay, Duration::from_millis),
+                max_delay: r
+                    .max_delay_ms
+                    .map_or(default.max_delay, Duration::from_millis),
+            }
+        };
         Ok(Config {
+            retry,
             openai,
             anthropic,
             bedrock,
@@ -340,6 +366,12 @@ mod tests {
         let e = Config::from_json(r#"{"compatible":{"g":{"baseUrl":"ftp://user:pw@host"}}}"#)
             .unwrap_err();
         assert!(!e.message.contains("pw"), "{}", e.message);
+        let e = Config::from_json(r#"{"retry":{"maxRetires":1}}"#).unwrap_err();
+        assert!(e.message.contains("maxRetires"), "{}", e.message);
+        let c = Config::from_json(r#"{"retry":{"maxRetries":5,"initialDelayMs":10}}"#).unwrap();
+        assert_eq!(c.retry.max_retries, 5);
+        assert_eq!(c.retry.initial_delay, Duration::from_millis(10));
+        assert_eq!(c.retry.max_delay, RetryPolicy::default().max_delay);
         let e = Config::from_json(r#"{"timeoutMs":0}"#).unwrap_err();
         assert!(e.message.contains("timeoutMs"), "{}", e.message);
     }
