@@ -65,7 +65,8 @@ describe('HTTP error statuses', () => {
   let next
   before(async () => {
     upstream = await startUpstream((req, socket) => writeResponse(socket, next.status, next.headers || JSON_HEADERS, next.body))
-    proxy = new LLMProxy({ openai: { apiKey: 'sk-test-abcdef123456', baseUrl: upstream.baseUrl } })
+    // One attempt, so each status is seen as the provider sent it; retries are tested below.
+    proxy = new LLMProxy({ openai: { apiKey: 'sk-test-abcdef123456', baseUrl: upstream.baseUrl }, retry: { maxRetries: 0 } })
   })
   after(() => upstream.close())
 
@@ -390,7 +391,7 @@ describe('network failures', () => {
   test('timeoutMs: a provider that never answers → timeout (generate and stream)', async (t) => {
     const upstream = await startUpstream(() => {}) // never answers
     t.after(() => upstream.close())
-    const proxy = new LLMProxy({ openai: { apiKey: 'sk-test', baseUrl: upstream.baseUrl }, timeoutMs: 150 })
+    const proxy = new LLMProxy({ openai: { apiKey: 'sk-test', baseUrl: upstream.baseUrl }, timeoutMs: 150, retry: { maxRetries: 0 } })
     let started = Date.now()
     let err = await caught(() => proxy.generate(REQ))
     assertProxyError(err, { code: 'timeout', provider: 'openai', retryable: true })
@@ -403,6 +404,44 @@ describe('network failures', () => {
     assertProxyError(err, { code: 'timeout', provider: 'openai' })
     assert.ok(Date.now() - started < 3000)
     assert.equal(upstream.requests.length, 2)
+  })
+})
+
+describe('retries', () => {
+  test('429 and 503 are retried with backoff, honouring retry-after-ms, until the answer comes', async (t) => {
+    const answers = [
+      [429, { ...JSON_HEADERS, 'retry-after-ms': '20' }, { error: { message: 'Rate limit reached', type: 'requests' } }],
+      [503, JSON_HEADERS, { error: { message: 'busy', type: 'server_error' } }],
+      [200, JSON_HEADERS, { id: 'chatcmpl-after-retries', object: 'chat.completion', created: 1, model: 'gpt-4o', choices: [{ index: 0, message: { role: 'assistant', content: 'made it' }, finish_reason: 'stop' }] }],
+    ]
+    let n = 0
+    const upstream = await startUpstream((req, socket) => {
+      const [status, headers, body] = answers[Math.min(n++, answers.length - 1)]
+      writeResponse(socket, status, headers, body)
+    })
+    t.after(() => upstream.close())
+    const proxy = new LLMProxy({ openai: { apiKey: 'sk-test', baseUrl: upstream.baseUrl }, retry: { initialDelayMs: 10 } })
+    const res = await proxy.generate(REQ)
+    assert.equal(res.choices[0].message.content, 'made it')
+    assert.equal(upstream.requests.length, 3)
+    assert.deepEqual(upstream.requests[2].json, upstream.requests[0].json, 'every attempt sends the same body')
+  })
+
+  test('when retries are spent the error says how many attempts were made; 400 is never retried', async (t) => {
+    let status = 529
+    const upstream = await startUpstream((req, socket) => writeResponse(socket, status, JSON_HEADERS, { error: { message: 'Overloaded', type: 'overloaded_error' } }))
+    t.after(() => upstream.close())
+    const proxy = new LLMProxy({ openai: { apiKey: 'sk-test', baseUrl: upstream.baseUrl }, retry: { maxRetries: 3, initialDelayMs: 5, maxDelayMs: 20 } })
+    const err = await caught(() => proxy.generate(REQ))
+    assertProxyError(err, { code: 'overloaded', status: 529, retryable: true })
+    assert.match(err.message, /gave up after 4 attempts/)
+    assert.equal(upstream.requests.length, 4)
+    status = 400
+    const before = upstream.requests.length
+    const bad = await caught(() => proxy.generate(REQ))
+    assertProxyError(bad, { code: 'invalid_request', status: 400 })
+    assert.doesNotMatch(bad.message, /attempts/)
+    assert.equal(upstream.requests.length, before + 1)
   })
 })
 
