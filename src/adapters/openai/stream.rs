@@ -32,6 +32,8 @@ pub struct ChunkNormalizer {
     ended: bool,
     /// OpenAI always ends with `[DONE]` (after the usage chunk); some compatible servers do not.
     require_done: bool,
+    /// The provider's extra chunk fields, from its first chunk.
+    extra: Map<String, Value>,
 }
 
 #[derive(Debug, Default)]
@@ -51,6 +53,7 @@ impl ChunkNormalizer {
     pub fn new(requested_model: &str, dialect: Dialect) -> Self {
         ChunkNormalizer {
             require_done: dialect == Dialect::OpenAi,
+            extra: Map::new(),
             requested_model: requested_model.to_string(),
             id: None,
             model: None,
@@ -128,6 +131,10 @@ impl ChunkNormalizer {
             self.created = Some(normalize_created(chunk.created));
         }
         chunk.extra.remove("obfuscation");
+        if self.extra.is_empty() {
+            // `system_fingerprint`, `service_tier`…: repeated on the chunks this normaliser adds.
+            self.extra = chunk.extra.clone();
+        }
 
         let mut choices = Vec::with_capacity(chunk.choices.len());
         for choice in chunk.choices {
@@ -285,7 +292,7 @@ impl ChunkNormalizer {
             model: self.model(),
             choices,
             usage,
-            extra: Map::new(),
+            extra: self.extra.clone(),
         }
     }
 
@@ -428,6 +435,10 @@ mod tests {
         let v = serde_json::to_value(&chunks[1]).unwrap();
         assert!(v.get("obfuscation").is_none());
         assert_eq!(v["system_fingerprint"], "fp_11f3029f6b");
+        // The usage chunk, made here, carries the same provider fields.
+        let last = serde_json::to_value(chunks.last().unwrap()).unwrap();
+        assert_eq!(last["system_fingerprint"], "fp_11f3029f6b");
+        assert_eq!(last["service_tier"], "default");
         // 139 upstream chunks with choices → as many out, plus the usage chunk.
         assert_eq!(chunks.len(), 140);
     }
