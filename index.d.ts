@@ -61,11 +61,37 @@ export interface LLMProxyOptions {
   routes?: Record<string, string>
   /** Time limit of a whole non-streamed request; for a stream, of the wait for its response and of each silence between two pieces. Default 600000 (10 minutes). */
   timeoutMs?: number
+  /** Retries of failed requests (408, 409, 429, 5xx, 529, throttling, connection failures); never of a stream once it has begun. */
+  retry?: RetryOptions
+  /**
+   * The forced-tool retry for every call of this proxy (default false; a call's own
+   * `retryOnFuturePromise` overrides it): an answer that promises an action ("Let me check that for
+   * you.") without calling one of the request's tools is asked again once with `tool_choice: 'required'`.
+   */
+  retryOnFuturePromise?: boolean
+}
+
+export interface RetryOptions {
+  /** Retries after the first attempt. Default 2; 0 turns retrying off. */
+  maxRetries?: number
+  /** The first wait, doubled on each retry (with jitter). Default 500. */
+  initialDelayMs?: number
+  /** The longest wait, unless the provider's Retry-After asks for longer (honoured up to 60 s). Default 8000. */
+  maxDelayMs?: number
 }
 
 export interface CallOptions {
   /** Cancels the request (and the stream and its socket); the promise or iteration rejects with code `aborted`. */
   signal?: AbortSignalLike
+  /**
+   * The forced-tool retry for this call (default: the proxy's `retryOnFuturePromise`). It applies when
+   * the request has `tools` (or `functions`) and no `tool_choice` other than `'auto'`, and the answer
+   * ends with `finish_reason: 'stop'`, calls no tool and `responseContainsFuturePromise` of its text is
+   * true: the request is sent again with `tool_choice: 'required'`. `generate` then resolves with the
+   * second answer if it calls a tool (else the first); `stream` continues the first answer's text with
+   * the second answer's tool call, as one answer (one finish_reason, the second request's usage).
+   */
+  retryOnFuturePromise?: boolean
 }
 
 // ---- request ----
@@ -333,3 +359,461 @@ export declare class LLMProxy {
   /** Which provider and upstream model a request for `model` would go to (throws `unsupported_model` if none). */
   resolve(model: string): Route
 }
+
+// ==== The llm-proxy 1.x API ====
+// generateLLMResponse, generateLLMStreamResponse, llmAsJudge, responseContainsFuturePromise, the enums
+// and type names of llm-proxy 1.17.0, served by the same core as LLMProxy (legacy.js). The types are
+// 1.17.0's, so 1.x code compiles unchanged; README.md "Migrating from 1.x" lists what behaves differently.
+
+/** The providers of llm-proxy 1.x (values as 1.17.0 published them). */
+export declare enum Providers {
+  OPENAI = 'OpenAI',
+  ANTHROPIC = 'Anthropic',
+  ANTHROPIC_BEDROCK = 'AnthropicBedrock',
+  LLAMA_3_1_BEDROCK = 'Llama3.1',
+  OPENAI_COMPATIBLE_PROVIDER = 'OpenAICompatibleProvider',
+}
+
+/** The OpenAI models of llm-proxy 1.17.0: the 1.x functions send these to OpenAI (as `openai/<model>`). */
+export declare enum OpenAISupportedLLMs {
+  GPT_5_6_LUNA = 'gpt-5.6-luna',
+  GPT_5_6_SOL = 'gpt-5.6-sol',
+  GPT_5_6_TERRA = 'gpt-5.6-terra',
+  GPT_5_5 = 'gpt-5.5',
+  GPT_5_5_PRO = 'gpt-5.5-pro',
+  GPT_5_4 = 'gpt-5.4',
+  GPT_5_4_PRO = 'gpt-5.4-pro',
+  GPT_5_4_MINI = 'gpt-5.4-mini',
+  GPT_5_4_NANO = 'gpt-5.4-nano',
+  GPT_5_2 = 'gpt-5.2',
+  GPT_5_1 = 'gpt-5.1',
+  GPT_5 = 'gpt-5',
+  GPT_5_MINI = 'gpt-5-mini',
+  GPT_5_NANO = 'gpt-5-nano',
+  GPT_4_1 = 'gpt-4.1',
+  GPT_4_1_MINI = 'gpt-4.1-mini',
+  GPT_4_1_NANO = 'gpt-4.1-nano',
+  GPT_4_5 = 'gpt-4.5',
+  GPT_4_O_LATEST = 'chatgpt-4o-latest',
+  GPT_4_O = 'gpt-4o',
+  GPT_4_O_2024_11_20 = 'gpt-4o-2024-11-20',
+  GPT_4_O_2024_08_06 = 'gpt-4o-2024-08-06',
+  GPT_4_O_2024_05_13 = 'gpt-4o-2024-05-13',
+  GPT_4_O_REALTIME_PREVIEW = 'gpt-4o-realtime-preview',
+  GPT_4_O_REALTIME_PREVIEW_2024_10_01 = 'gpt-4o-realtime-preview-2024-10-01',
+  GPT_4_O_AUDIO_PREVIEW = 'gpt-4o-audio-preview',
+  GPT_4_O_AUDIO_PREVIEW_2024_10_01 = 'gpt-4o-audio-preview-2024-10-01',
+  GPT_4_O_MINI = 'gpt-4o-mini',
+  GPT_4_O_MINI_2024_07_18 = 'gpt-4o-mini-2024-07-18',
+  O1_PREVIEW = 'o1-preview',
+  O1_PREVIEW_2024_09_12 = 'o1-preview-2024-09-12',
+  O1_MINI = 'o1-mini',
+  O1_MINI_2024_09_12 = 'o1-mini-2024-09-12',
+  GPT_4_TURBO = 'gpt-4-turbo',
+  GPT_4_TURBO_2024_04_09 = 'gpt-4-turbo-2024-04-09',
+  GPT_4_TURBO_PREVIEW = 'gpt-4-turbo-preview',
+  GPT_4_0125_PREVIEW = 'gpt-4-0125-preview',
+  GPT_4_1106_PREVIEW = 'gpt-4-1106-preview',
+  GPT_4_VISION_PREVIEW = 'gpt-4-vision-preview',
+  GPT_4 = 'gpt-4',
+  GPT_4_0314 = 'gpt-4-0314',
+  GPT_4_0613 = 'gpt-4-0613',
+  GPT_4_32K = 'gpt-4-32k',
+  GPT_4_32K_0314 = 'gpt-4-32k-0314',
+  GPT_4_32K_0613 = 'gpt-4-32k-0613',
+  GPT_3_5_TURBO = 'gpt-3.5-turbo',
+  GPT_3_5_TURBO_16K = 'gpt-3.5-turbo-16k',
+  GPT_3_5_TURBO_0301 = 'gpt-3.5-turbo-0301',
+  GPT_3_5_TURBO_0613 = 'gpt-3.5-turbo-0613',
+  GPT_3_5_TURBO_1106 = 'gpt-3.5-turbo-1106',
+  GPT_3_5_TURBO_0125 = 'gpt-3.5-turbo-0125',
+  GPT_3_5_TURBO_16K_0613 = 'gpt-3.5-turbo-16k-0613',
+}
+
+/** The Anthropic models of llm-proxy 1.17.0: the 1.x functions send these to Anthropic (as `anthropic/<model>`). */
+export declare enum AnthropicSupportedLLMs {
+  CLAUDE_OPUS_4_6 = 'claude-opus-4-6',
+  CLAUDE_SONNET_4_5_20250929 = 'claude-sonnet-4-5-20250929',
+  CLAUDE_HAIKU_4_5_20251001 = 'claude-haiku-4-5-20251001',
+  CLAUDE_OPUS_4_5_20251101 = 'claude-opus-4-5-20251101',
+  CLAUDE_OPUS_4_1_20250805 = 'claude-opus-4-1-20250805',
+  CLAUDE_SONNET_4_20250514 = 'claude-sonnet-4-20250514',
+  CLAUDE_3_7_SONNET_20250219 = 'claude-3-7-sonnet-20250219',
+  CLAUDE_OPUS_4_20250514 = 'claude-opus-4-20250514',
+  CLAUDE_3_HAIKU_20240307 = 'claude-3-haiku-20240307',
+}
+
+/** The Claude models on AWS Bedrock of llm-proxy 1.17.0: the 1.x functions send these to Bedrock (as `bedrock/<model>`). */
+export declare enum BedrockAnthropicSupportedLLMs {
+  CLAUDE_4_5_EU = 'eu.anthropic.claude-opus-4-5-20251101-v1:0',
+  CLAUDE_4_5_GLOBAL = 'global.anthropic.claude-opus-4-5-20251101-v1:0',
+  CLAUDE_4_6_EU = 'eu.anthropic.claude-opus-4-6-v1',
+  CLAUDE_4_6_GLOBAL = 'global.anthropic.claude-opus-4-6-v1',
+  CLAUDE_4_7_EU = 'eu.anthropic.claude-opus-4-7',
+  CLAUDE_4_7_GLOBAL = 'global.anthropic.claude-opus-4-7',
+  CLAUDE_4_8_EU = 'eu.anthropic.claude-opus-4-8',
+  CLAUDE_4_8_GLOBAL = 'global.anthropic.claude-opus-4-8',
+  CLAUDE_SONNET_4_5_EU = 'eu.anthropic.claude-sonnet-4-5-20250929-v1:0',
+  CLAUDE_SONNET_4_5_GLOBAL = 'global.anthropic.claude-sonnet-4-5-20250929-v1:0',
+  CLAUDE_SONNET_4_6_EU = 'eu.anthropic.claude-sonnet-4-6',
+  CLAUDE_SONNET_4_6_GLOBAL = 'global.anthropic.claude-sonnet-4-6',
+  CLAUDE_4_5_HAIKU_EU = 'eu.anthropic.claude-haiku-4-5-20251001-v1:0',
+  CLAUDE_4_5_HAIKU_GLOBAL = 'global.anthropic.claude-haiku-4-5-20251001-v1:0',
+  CLAUDE_FABLE_5_EU = 'eu.anthropic.claude-fable-5',
+  CLAUDE_FABLE_5_GLOBAL = 'global.anthropic.claude-fable-5',
+}
+
+/** Content block types of Anthropic messages, as 1.x named them. */
+export declare enum BedrockAnthropicContentType {
+  TEXT = 'text',
+  IMAGE = 'image',
+  TOOL_USE = 'tool_use',
+  TOOL_RESULT = 'tool_result',
+}
+
+/** The Llama 3.1 models on AWS Bedrock of llm-proxy 1.17.0: the 1.x functions send these to Bedrock (as `bedrock/<model>`). */
+export declare enum Llama3_1SupportedLLMs {
+  LLAMA_3_1_8B = 'meta.llama3-1-8b-instruct-v1:0',
+  LLAMA_3_1_70B_2 = 'meta.llama3-1-70b-instruct-v1:0',
+  LLAMA_3_1_405B = 'meta.llama3-1-405b-instruct-v1:0',
+  US_CROSS_REGION_LLAMA_3_1_8B = 'us.meta.llama3-1-8b-instruct-v1:0',
+  US_CROSS_REGION_LLAMA_3_1_70B_2 = 'us.meta.llama3-1-70b-instruct-v1:0',
+  US_CROSS_REGION_LLAMA_3_1_405B = 'us.meta.llama3-1-405b-instruct-v1:0',
+}
+export type OpenAIMessagesRoles = 'system' | 'user' | 'assistant' | 'tool' | 'function'
+
+export type OpenAISystemMessage = {
+  role: 'system'
+  content: string
+}
+
+export type OpenAIUserMessage = {
+  role: 'user'
+  content: string
+}
+
+export type OpenAIAssistantMessage = {
+  role: 'assistant'
+  content: string
+  /** A legacy tool call, as the 1.x functions return it for Anthropic and Llama. */
+  function_call?: { name: string; arguments: string }
+  tool_calls?: ToolCall[]
+}
+
+export type OpenAIToolMessage = {
+  role: 'tool'
+  content: string
+  tool_call_id: string
+}
+
+export type OpenAIFunctionMessage = {
+  role: 'function'
+  content: string
+  name: string
+}
+
+export type OpenAIMessage =
+  | OpenAISystemMessage
+  | OpenAIUserMessage
+  | OpenAIAssistantMessage
+  | OpenAIToolMessage
+  | OpenAIFunctionMessage
+
+export type OpenAIMessages = OpenAIMessage[]
+
+/**
+ * 1.x's declaration of a stream chunk, kept as it was so that 1.x code compiles; the chunks are in
+ * fact `LLMStreamChunk`s (`choices` is an array).
+ */
+export interface OpenAIStreamResponse {
+  id: string
+  object: string
+  created: number
+  model: string
+  system_fingerprint: string
+  choices: {
+    index: number
+    delta: {
+      content?: string
+      function_call?: { id?: string; name?: string; arguments?: string }
+    }
+  }
+  logprobs: string | null
+  finish_reason: string | null
+  usage?: {
+    prompt_tokens: number
+    completion_tokens: number
+    total_tokens: number
+    prompt_tokens_details: { cached_tokens: number; audio_tokens: number }
+    completion_tokens_details: {
+      reasoning_tokens: number
+      audio_tokens: number
+      accepted_prediction_tokens: number
+      rejected_prediction_tokens: number
+    }
+  }
+}
+
+/** What `generateLLMStreamResponse`'s generator yields at run time (cast its chunks to this type). */
+export interface LLMStreamChunk {
+  id: string
+  object: 'chat.completion.chunk'
+  /** Unix time in seconds. */
+  created: number
+  model: string
+  /** Empty only in an OpenAI or compatible stream's last chunk, which carries `usage`. */
+  choices: Array<{
+    index: number
+    delta: {
+      role?: 'assistant'
+      /** A string on every Anthropic and Llama chunk that carries no tool call. */
+      content?: string | null
+      tool_calls?: ChatCompletionChunkToolCall[]
+      /** Anthropic and Llama: the whole first tool call, on the finish chunk, as 1.x gave it. */
+      function_call?: { name: string; arguments: string }
+    }
+    finish_reason: FinishReason | null
+    logprobs?: unknown | null
+  }>
+  /** Anthropic and Llama: on the finish chunk, null before. OpenAI: in the last chunk. */
+  usage?: CompletionUsage | null
+  system_fingerprint?: string | null
+  [key: string]: unknown
+}
+
+export interface OpenAIChoices {
+  index: number
+  message: any
+  logprobs: any
+  finish_reason: string
+}
+
+export interface OpenAIUsage {
+  prompt_tokens: number
+  completion_tokens: number
+  total_tokens: number
+  prompt_tokens_details: any
+  completion_tokens_details: any
+}
+
+/** The answer of `generateLLMResponse`: OpenAI's `chat.completion`, whatever the provider. */
+export interface OpenAIResponse {
+  id: string
+  object: string
+  /** Unix time in seconds. */
+  created: number
+  model: string
+  choices: Array<{
+    index: number
+    message: {
+      role: string
+      /** null when the answer is a tool call (declared `string` as in 1.x). */
+      content: string
+      refusal?: string | null
+      annotations?: Array<any>
+      tool_calls?: Array<{
+        id: string
+        type: string
+        function: { name: string; arguments: string }
+      }>
+      /** Anthropic and Llama tool calls: the first call, as 1.x gave it (next to `tool_calls`). */
+      function_call?: { name: string; arguments: any }
+    }
+    logprobs: null | object
+    finish_reason: string
+  }>
+  usage: {
+    prompt_tokens: number
+    completion_tokens: number
+    total_tokens: number
+    prompt_tokens_details?: { cached_tokens?: number; audio_tokens?: number }
+    completion_tokens_details?: {
+      reasoning_tokens?: number
+      audio_tokens?: number
+      accepted_prediction_tokens?: number
+      rejected_prediction_tokens?: number
+    }
+  }
+  system_fingerprint: string
+}
+
+export type BedrockAnthropicMessageRole = 'user' | 'assistant'
+
+export interface BedrockAnthropicToolUseContent {
+  type: BedrockAnthropicContentType.TOOL_USE
+  id: string
+  name: string
+  input: any
+}
+
+export interface BedrockAnthropicTextContent {
+  type: BedrockAnthropicContentType.TEXT
+  text: string
+}
+
+export interface BedrockAnthropicImageContent {
+  type: BedrockAnthropicContentType.IMAGE
+  source: { type: string; media_type: string; data: string }
+}
+
+export interface BedrockAnthropicToolResultContent {
+  type: BedrockAnthropicContentType.TOOL_RESULT
+  content: string
+}
+
+export type BedrockAnthropicContent =
+  | BedrockAnthropicToolUseContent
+  | BedrockAnthropicToolResultContent
+  | BedrockAnthropicTextContent
+  | BedrockAnthropicImageContent
+
+export interface BedrockAnthropicMessage {
+  role: BedrockAnthropicMessageRole
+  content: BedrockAnthropicContent[]
+}
+
+export interface BedrockAnthropicFunctionCall {
+  id: string
+  name: string
+  arguments: string
+}
+
+export type BedrockAnthropicMessages = BedrockAnthropicMessage[]
+
+export interface BedrockAnthropicOptions {
+  outputTokenLength: number
+  temperature: number
+  systemPrompt: string
+  messages: BedrockAnthropicMessages
+  tools: any
+}
+
+export interface BedrockAnthropicUsage {
+  input_tokens: number
+  output_tokens: number
+}
+
+export interface BedrockAnthropicResponse {
+  id: string
+  type: 'message'
+  role: BedrockAnthropicMessageRole
+  model: string
+  content: BedrockAnthropicContent[]
+  stop_reason: string
+  stop_sequence: string
+  usage: BedrockAnthropicUsage
+}
+
+export interface BedrockAnthropicMessageChunk {
+  id: string
+  type: 'message'
+  model: string
+  role: BedrockAnthropicMessageRole
+  content: BedrockAnthropicContent[]
+  stop_reason: string | null
+  stop_sequence: string | null
+  usage: BedrockAnthropicUsage
+}
+
+export interface BedrockAnthropicContentBlock {
+  type: string
+  text: string
+  name?: string
+  id?: string
+  partial_json?: string
+}
+
+export interface BedrockAnthropicMetrics {
+  inputTokenCount: number
+  outputTokenCount: number
+  invocationLatency: number
+  firstByteLatency: number
+}
+
+export type BedrockAnthropicParsedChunk = {
+  type: string
+  message?: BedrockAnthropicMessageChunk
+  content_block?: BedrockAnthropicContentBlock
+  delta?: BedrockAnthropicContentBlock
+  'amazon-bedrock-invocationMetrics'?: BedrockAnthropicMetrics
+}
+
+export type Messages = OpenAIMessages | BedrockAnthropicMessages
+
+export type LLMResponse = OpenAIResponse | BedrockAnthropicResponse
+
+/** The `credentials` of the 1.x functions; which fields are needed depends on the model. */
+export interface LegacyCredentials {
+  /** OpenAI and Anthropic models. */
+  apiKey?: string
+  /** Bedrock models. Fields left out fall back to the AWS environment and profile. */
+  awsConfig?: {
+    accessKeyId: string
+    secretAccessKey: string
+    region: string
+    /** Temporary credentials (not in 1.x). */
+    sessionToken?: string
+  }
+  /** Any model not in the enums goes to this OpenAI-compatible server. */
+  openAICompatibleProviderConfig?: {
+    openAICompatibleProviderKey: string
+    /** The URL that `/chat/completions` is appended to. */
+    baseUrl: string
+  }
+}
+
+export interface GenerateLLMResponseParams {
+  messages: Messages
+  /** A value of the model enums, or any model of the `openAICompatibleProviderConfig` server. */
+  model: string
+  /** Tools, as OpenAI `tools` (`{ type: 'function', function }`) or bare `{ name, description, parameters }` definitions. */
+  functions?: any
+  max_tokens?: number
+  /** Default 0 (Llama: 0.7; Bedrock Claude: the model's default). */
+  temperature?: number
+  credentials: LegacyCredentials
+  /** For `mock/…` models (not in 1.x): the reply to give. */
+  mock_response?: string
+}
+
+export interface LLMAsJudgeParams {
+  messages: OpenAIMessages
+  /** May use `{{messages}}` / `{{trajectory}}` (the conversation) and `{{messages[-1]}}` (its last message). */
+  judgePrompt: string
+  model: string
+  /** Not used (the model decides the provider); accepted because 1.x required it. */
+  provider?: string
+  credentials: LegacyCredentials
+  /** Default 500. */
+  maxTokens?: number
+  /** Default 0. */
+  temperature?: number
+}
+
+export interface LLMAsJudgeResult {
+  passed: boolean
+  /** 0–1 (a 0–10 score is divided by 10), or null when the judge gave none. */
+  score: number | null
+  /** The judge's reply, or `Error in judge evaluation: …` when the call failed. */
+  judgeResponse: string
+  tokenUsage?: any
+}
+
+/**
+ * llm-proxy 1.x's chat call: routed by the model enums (else to the `openAICompatibleProviderConfig`
+ * server), answered in OpenAI's format. When the answer promises an action without calling one of the
+ * `functions`, the request is sent once more with a tool call required. Throws `LLMProxyError`.
+ */
+export declare function generateLLMResponse(params: GenerateLLMResponseParams): Promise<OpenAIResponse>
+
+/**
+ * llm-proxy 1.x's streaming call: resolves with an async generator of chunks, delivered as they arrive
+ * (their run-time type is `LLMStreamChunk`; the element type is 1.x's, so 1.x code compiles).
+ */
+export declare function generateLLMStreamResponse(params: GenerateLLMResponseParams): Promise<AsyncGenerator<OpenAIResponse>>
+
+/** Asks `model` to judge a conversation; never throws (a failure gives `passed: false` and the error text). */
+export declare function llmAsJudge(params: LLMAsJudgeParams): Promise<LLMAsJudgeResult>
+
+/** Whether a reply ends by promising an action ("Let me check that for you.", "One moment…"). */
+export declare function responseContainsFuturePromise(text: string | null | undefined): boolean

@@ -2,9 +2,11 @@
 
 // The public JavaScript face of llm-proxy: a thin layer over the native core (native.js, generated
 // by napi-rs). It turns requests into JSON text, native errors into LLMProxyError, AbortSignals
-// into cancellation, and batches of streamed chunks into an async iterator.
+// into cancellation, and batches of streamed chunks into an async iterator. The 1.x API and the
+// forced-tool retry (`retryOnFuturePromise`) live in legacy.js.
 
 const native = require('./native.js')
+const legacy = require('./legacy.js')
 
 const ERROR_MARK = 'LLMPROXY_ERROR:'
 
@@ -73,6 +75,9 @@ function checkSignal(options) {
   if (typeof options !== 'object') {
     throw invalid('The second argument must be an options object like { signal }.')
   }
+  if (options.retryOnFuturePromise !== undefined && typeof options.retryOnFuturePromise !== 'boolean') {
+    throw invalid('`retryOnFuturePromise` must be true or false.')
+  }
   const { signal } = options
   if (signal === undefined || signal === null) return undefined
   if (typeof signal.aborted !== 'boolean' || typeof signal.addEventListener !== 'function') {
@@ -121,9 +126,12 @@ async function* iterate(handle, unbridge, signal) {
 class LLMProxy {
   #native
 
+  #retryOnFuturePromise
+
   /**
    * @param {object} [options] providers' keys and endpoints; every field is optional and falls back
-   *   to the official SDKs' environment variables.
+   *   to the official SDKs' environment variables. `retryOnFuturePromise: true` turns the forced-tool
+   *   retry on for every call (see `generate`).
    */
   constructor(options = {}) {
     if (options === null || typeof options !== 'object' || Array.isArray(options)) {
@@ -133,9 +141,14 @@ class LLMProxy {
         retryable: false,
       })
     }
+    const { retryOnFuturePromise = false, ...coreOptions } = options
+    if (typeof retryOnFuturePromise !== 'boolean') {
+      throw new LLMProxyError({ code: 'config', message: '`retryOnFuturePromise` must be true or false.', retryable: false })
+    }
+    this.#retryOnFuturePromise = retryOnFuturePromise
     let json
     try {
-      json = JSON.stringify(options)
+      json = JSON.stringify(coreOptions)
     } catch (err) {
       throw new LLMProxyError({ code: 'config', message: `LLMProxy options cannot be read: ${err.message}.`, retryable: false })
     }
@@ -146,8 +159,24 @@ class LLMProxy {
     }
   }
 
-  /** Sends a chat request and resolves with an OpenAI `chat.completion`. */
+  /** Whether a call with these options uses the forced-tool retry. */
+  #retries(options) {
+    const perCall = options !== null && typeof options === 'object' ? options.retryOnFuturePromise : undefined
+    return typeof perCall === 'boolean' ? perCall : this.#retryOnFuturePromise
+  }
+
+  /**
+   * Sends a chat request and resolves with an OpenAI `chat.completion`. With `retryOnFuturePromise`
+   * (per call, or for the proxy), an answer that promises an action ("Let me check that for you.")
+   * without calling one of the request's tools is asked again once with `tool_choice: 'required'`, and
+   * the second answer is returned if it calls a tool.
+   */
   async generate(request, options) {
+    if (!this.#retries(options)) return this.#generateOnce(request, options)
+    return legacy.internal.generateWithForcedToolRetry((req) => this.#generateOnce(req, options), request)
+  }
+
+  async #generateOnce(request, options) {
     const json = requestJson(request)
     const signal = checkSignal(options)
     if (signal && signal.aborted) throw abortedError(signal)
@@ -165,9 +194,16 @@ class LLMProxy {
 
   /**
    * Sends a chat request and returns an async iterable of OpenAI `chat.completion.chunk`s. Errors,
-   * including invalid requests, are thrown from the iteration.
+   * including invalid requests, are thrown from the iteration. With `retryOnFuturePromise`, a stream
+   * that ends promising an action without a tool call is followed by the tool call of a second request
+   * with `tool_choice: 'required'` (its text left out: the promise was already streamed).
    */
   stream(request, options) {
+    if (!this.#retries(options)) return this.#streamOnce(request, options)
+    return legacy.internal.streamWithForcedToolRetry((req) => this.#streamOnce(req, options), request)
+  }
+
+  #streamOnce(request, options) {
     let json, signal
     try {
       json = requestJson(request)
@@ -193,4 +229,33 @@ class LLMProxy {
   }
 }
 
-module.exports = { LLMProxy, LLMProxyError, ERROR_CODES: Object.freeze(native.errorCodes()) }
+// The llm-proxy 1.x API (legacy.js), served by the same core.
+const {
+  generateLLMResponse,
+  generateLLMStreamResponse,
+  llmAsJudge,
+  responseContainsFuturePromise,
+  Providers,
+  OpenAISupportedLLMs,
+  AnthropicSupportedLLMs,
+  BedrockAnthropicSupportedLLMs,
+  BedrockAnthropicContentType,
+  Llama3_1SupportedLLMs,
+} = legacy
+
+// Names only (shorthand) first, so that Node's ESM loader finds every one of them as a named export.
+module.exports = {
+  LLMProxy,
+  LLMProxyError,
+  generateLLMResponse,
+  generateLLMStreamResponse,
+  llmAsJudge,
+  responseContainsFuturePromise,
+  Providers,
+  OpenAISupportedLLMs,
+  AnthropicSupportedLLMs,
+  BedrockAnthropicSupportedLLMs,
+  BedrockAnthropicContentType,
+  Llama3_1SupportedLLMs,
+  ERROR_CODES: Object.freeze(native.errorCodes()),
+}

@@ -81,7 +81,25 @@ test('LLMProxyErrorCode in index.d.ts lists exactly ERROR_CODES', () => {
 test('index.d.ts declares what index.js exports', () => {
   const dts = fs.readFileSync(path.join(ROOT, 'index.d.ts'), 'utf8')
   for (const name of Object.keys(pkg)) {
-    assert.match(dts, new RegExp(`export declare (class|const|function) ${name}\\b`), name)
+    assert.match(dts, new RegExp(`export declare (class|const|function|enum) ${name}\\b`), name)
   }
-  assert.deepEqual(Object.keys(pkg).sort(), ['ERROR_CODES', 'LLMProxy', 'LLMProxyError'])
+  assert.deepEqual(
+    Object.keys(pkg).sort(),
+    [
+      'ERROR_CODES',
+      'LLMProxy',
+      'LLMProxyError',
+      // the 1.x API (legacy.js)
+      'AnthropicSupportedLLMs',
+      'BedrockAnthropicContentType',
+      'BedrockAnthropicSupportedLLMs',
+      'Llama3_1SupportedLLMs',
+      'OpenAISupportedLLMs',
+      'Providers',
+      'generateLLMResponse',
+      'generateLLMStreamResponse',
+      'llmAsJudge',
+      'responseContainsFuturePromise',
+    ].sort(),
+  )
 })

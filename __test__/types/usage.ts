@@ -14,6 +14,31 @@ import type {
   Tool,
   ToolCall,
 } from '../..'
+// The 1.x API, as 1.x code imports it.
+import {
+  generateLLMResponse,
+  generateLLMStreamResponse,
+  llmAsJudge,
+  responseContainsFuturePromise,
+  Providers,
+  OpenAISupportedLLMs,
+  AnthropicSupportedLLMs,
+  BedrockAnthropicSupportedLLMs,
+  BedrockAnthropicContentType,
+  Llama3_1SupportedLLMs,
+} from '../..'
+import type {
+  BedrockAnthropicMessages,
+  GenerateLLMResponseParams,
+  LegacyCredentials,
+  LLMAsJudgeResult,
+  LLMResponse,
+  LLMStreamChunk,
+  Messages,
+  OpenAIMessages,
+  OpenAIResponse,
+  OpenAIStreamResponse,
+} from '../..'
 
 // An options object with every provider and every field.
 const options: LLMProxyOptions = {
@@ -38,6 +63,7 @@ const options: LLMProxyOptions = {
   },
   routes: { fast: 'groq/llama-3.1-8b-instant', 'gpt-4*': 'openai/gpt-4o' },
   timeoutMs: 30_000,
+  retryOnFuturePromise: true,
 }
 
 const proxy = new LLMProxy(options)
@@ -143,7 +169,7 @@ async function main(): Promise<void> {
   }
 
   // generate
-  const res: ChatCompletion = await proxy.generate(request, { signal })
+  const res: ChatCompletion = await proxy.generate(request, { signal, retryOnFuturePromise: false })
   const choice = res.choices[0]
   const text: string | null = choice.message.content
   const refusal: string | null = choice.message.refusal
@@ -203,3 +229,86 @@ async function main(): Promise<void> {
 }
 
 void main
+
+// ---- the 1.x API: code written for llm-proxy 1.17.0 compiles unchanged ----
+
+async function legacyMain(): Promise<string> {
+  const credentials: LegacyCredentials = { apiKey: 'sk-…' }
+  const messages: OpenAIMessages = [
+    { role: 'system', content: 'Be brief.' },
+    { role: 'user', content: 'Weather in Paris?' },
+    { role: 'assistant', content: '', function_call: { name: 'get_weather', arguments: '{"city":"Paris"}' } },
+    { role: 'function', name: 'get_weather', content: '20C' },
+    { role: 'tool', tool_call_id: 'call_1', content: '20C' },
+  ]
+  const functions = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object' } } }]
+
+  // generateLLMResponse with an enum model and every 1.x parameter
+  const params: GenerateLLMResponseParams = {
+    messages,
+    model: OpenAISupportedLLMs.GPT_4_O,
+    functions,
+    max_tokens: 256,
+    temperature: 0,
+    credentials,
+  }
+  const res: OpenAIResponse = await generateLLMResponse(params)
+  const message = res.choices[0].message
+  let out: string = message.content
+  if (message.function_call) out += `${message.function_call.name}(${String(message.function_call.arguments)})`
+  for (const call of message.tool_calls ?? []) out += call.id + call.function.name + call.function.arguments
+  const total: number = res.usage.total_tokens
+  const fingerprint: string = res.system_fingerprint
+  const asUnion: LLMResponse = res
+  void [total, fingerprint, asUnion]
+
+  // Bedrock, Llama and compatible credentials; Anthropic-format messages
+  const bedrockMessages: BedrockAnthropicMessages = [
+    { role: 'user', content: [{ type: BedrockAnthropicContentType.TEXT, text: 'Hi' }] },
+  ]
+  const anyMessages: Messages = bedrockMessages
+  await generateLLMResponse({
+    messages: anyMessages,
+    model: BedrockAnthropicSupportedLLMs.CLAUDE_SONNET_4_5_GLOBAL,
+    credentials: { awsConfig: { accessKeyId: 'AKIA…', secretAccessKey: '…', region: 'eu-west-1' } },
+  })
+  await generateLLMResponse({ messages, model: Llama3_1SupportedLLMs.LLAMA_3_1_70B_2, credentials: { awsConfig: { accessKeyId: 'a', secretAccessKey: 'b', region: 'us-east-1' } } })
+  await generateLLMResponse({
+    messages,
+    model: 'llama-3.1-70b-versatile',
+    credentials: { openAICompatibleProviderConfig: { openAICompatibleProviderKey: 'gsk_…', baseUrl: 'https://api.groq.com/openai/v1' } },
+  })
+  await generateLLMResponse({ messages, model: 'mock/echo', credentials: {}, mock_response: 'hello' })
+
+  // generateLLMStreamResponse: 1.x's element type, and the run-time chunk type
+  const stream = await generateLLMStreamResponse({ messages, model: AnthropicSupportedLLMs.CLAUDE_SONNET_4_5_20250929, credentials })
+  for await (const chunk of stream) {
+    const typed = chunk as unknown as LLMStreamChunk
+    const delta = typed.choices[0]?.delta
+    out += delta?.content ?? ''
+    if (delta?.function_call) out += delta.function_call.name + delta.function_call.arguments
+    if (typed.usage) out += String(typed.usage.total_tokens)
+    const old = chunk as unknown as OpenAIStreamResponse
+    out += old.choices.delta.content ?? ''
+  }
+
+  // llmAsJudge, with 1.x's parameters (provider included)
+  const verdict: LLMAsJudgeResult = await llmAsJudge({
+    messages,
+    judgePrompt: 'Judge {{messages[-1]}} in {{trajectory}}',
+    model: OpenAISupportedLLMs.GPT_4_O_MINI,
+    provider: Providers.OPENAI,
+    credentials,
+    maxTokens: 300,
+    temperature: 0,
+  })
+  const passed: boolean = verdict.passed
+  const score: number | null = verdict.score
+  out += `${passed} ${score ?? 'none'} ${verdict.judgeResponse}`
+
+  const promised: boolean = responseContainsFuturePromise(message.content) || responseContainsFuturePromise(null)
+  const provider: Providers = Providers.ANTHROPIC_BEDROCK
+  return `${out}${promised}${provider}`
+}
+
+void legacyMain
