@@ -59,10 +59,20 @@ export interface LLMProxyOptions {
   compatible?: Record<string, CompatibleOptions>
   /** Model name, or a `prefix*` pattern, → `provider/model`; checked before the built-in catalogue. */
   routes?: Record<string, string>
-  /** Time limit of a whole non-streamed request; for a stream, of the wait for its response and of each silence between two pieces. Default 600000 (10 minutes). */
+  /** The old name of `timeouts.requestMs` (give one or the other). */
   timeoutMs?: number
-  /** Retries of failed requests (408, 409, 429, 5xx, 529, throttling, connection failures); never of a stream once it has begun. */
+  /** Time limits of each attempt; a limit that fires gives code `timeout`, with `LLMProxyError.timeout` saying which. */
+  timeouts?: TimeoutOptions
+  /** Retries of failed requests (408, 409, 429, 5xx, 529, throttling, connection failures); never of a stream once it has delivered a chunk. */
   retry?: RetryOptions
+  /**
+   * Requested model (as written in requests) → the models to try next, in order, when it fails in a
+   * way retrying is for (overload, 5xx, timeout, connection, rate limit; once its retries are spent),
+   * e.g. `{ 'gpt-4o': ['claude-sonnet-4-5', 'bedrock/…'] }`. A stream moves on only before its first
+   * chunk. Every model must be routable (else the constructor throws `config`). The answer then
+   * carries `llm_proxy` (see `LLMProxyServed`).
+   */
+  fallbacks?: Record<string, string[]>
   /**
    * The forced-tool retry for every call of this proxy (default false; a call's own
    * `retryOnFuturePromise` overrides it): an answer that promises an action ("Let me check that for
@@ -70,6 +80,21 @@ export interface LLMProxyOptions {
    */
   retryOnFuturePromise?: boolean
 }
+
+/** Milliseconds, each greater than 0. */
+export interface TimeoutOptions {
+  /** A whole non-streamed attempt: connecting, sending, waiting, reading the answer. Default 600000 (10 minutes). Does not limit a stream as a whole. */
+  requestMs?: number
+  /** Connecting: DNS, TCP and TLS. Default 10000. A setting of the connection pool, so not per call. */
+  connectMs?: number
+  /** A stream: from sending the request to its first chunk (keep-alive pings do not count). Default: `requestMs`. */
+  firstChunkMs?: number
+  /** A stream that has delivered its first chunk: the longest silence (any bytes, pings included, reset it). Default 120000, or `requestMs` if lower. */
+  idleMs?: number
+}
+
+/** A call's own time limits (`connectMs` can only be set for the proxy). */
+export type CallTimeoutOptions = Omit<TimeoutOptions, 'connectMs'>
 
 export interface RetryOptions {
   /** Retries after the first attempt. Default 2; 0 turns retrying off. */
@@ -92,6 +117,12 @@ export interface CallOptions {
    * the second answer's tool call, as one answer (one finish_reason, the second request's usage).
    */
   retryOnFuturePromise?: boolean
+  /** The models to try after the requested one, for this call (replaces the proxy's `fallbacks` entry; `[]` turns fallbacks off). Each must be routable, else the call fails before sending. */
+  fallbacks?: string[]
+  /** This call's time limits, replacing the proxy's field by field. */
+  timeouts?: CallTimeoutOptions
+  /** This call's retry policy, replacing the proxy's field by field. */
+  retry?: RetryOptions
 }
 
 // ---- request ----
@@ -259,8 +290,38 @@ export interface ChatCompletion {
   usage?: CompletionUsage
   system_fingerprint?: string | null
   service_tier?: string | null
+  /** On answers of calls that have fallbacks: which model answered. */
+  llm_proxy?: LLMProxyServed
   [key: string]: unknown
 }
+
+/** Who answered a call that has fallbacks (`llm_proxy` of the answer, or of a stream's first chunk). */
+export interface LLMProxyServed {
+  /** The model that answered, as named in the request or in its fallbacks (`model` of the answer is the provider's own name for it). */
+  model: string
+  /** Its provider: `openai`, `anthropic`, `bedrock`, `mock`, or a compatible endpoint's name. */
+  provider: string
+  /** True when a fallback answered, the requested model having failed. */
+  fallback: boolean
+  /** Requests sent to the model that answered, retries included. */
+  attempts: number
+  /** The models that failed before it, in order. */
+  failed: LLMProxyTried[]
+}
+
+/** One model a call with fallbacks tried without an answer. */
+export interface LLMProxyTried {
+  model: string
+  provider?: string
+  code: LLMProxyErrorCode
+  status?: number
+  /** Requests sent to it; 0 when it could not be used for the request (no key for its provider, a request it cannot express). */
+  attempts: number
+  message: string
+}
+
+/** Which of llm-proxy's time limits fired (`timeouts.requestMs`, `connectMs`, `firstChunkMs`, `idleMs`). */
+export type LLMProxyTimeout = 'request' | 'connect' | 'firstChunk' | 'idle'
 
 export interface ChatCompletionChunkToolCall {
   /** 0, 1, 2… in order of appearance, whatever the provider sent. */
@@ -296,6 +357,8 @@ export interface ChatCompletionChunk {
   usage?: CompletionUsage | null
   system_fingerprint?: string | null
   service_tier?: string | null
+  /** On the first chunk of a stream whose call has fallbacks: which model answered. */
+  llm_proxy?: LLMProxyServed
   [key: string]: unknown
 }
 
@@ -343,6 +406,10 @@ export declare class LLMProxyError extends Error {
   readonly retryAfterMs?: number
   /** The provider's own error body: parsed JSON, or text. */
   readonly body?: unknown
+  /** On a `timeout` of llm-proxy's own limits, which one fired (absent when the provider reported the timeout, as HTTP 408). */
+  readonly timeout?: LLMProxyTimeout
+  /** When a call with fallbacks moved past its requested model: every model tried, in order, the last one (whose error this is) included. */
+  readonly tried?: LLMProxyTried[]
 }
 
 export declare const ERROR_CODES: readonly LLMProxyErrorCode[]

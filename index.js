@@ -20,6 +20,9 @@ class LLMProxyError extends Error {
     this.retryable = Boolean(info.retryable)
     this.retryAfterMs = info.retryAfterMs
     this.body = info.body
+    // Only on some errors: which time limit fired, and the models a call with fallbacks tried.
+    if (info.timeout !== undefined) this.timeout = info.timeout
+    if (info.tried !== undefined) this.tried = info.tried
   }
 }
 
@@ -86,40 +89,123 @@ function checkSignal(options) {
   return signal
 }
 
+/** The call options the core reads (`fallbacks`, `timeouts`, `retry`) as JSON text, or undefined. */
+function callOptionsJson(options) {
+  if (options === undefined || options === null) return undefined
+  const { fallbacks, timeouts, retry } = options
+  if (fallbacks === undefined && timeouts === undefined && retry === undefined) return undefined
+  try {
+    return JSON.stringify({ fallbacks, timeouts, retry })
+  } catch (err) {
+    throw invalid(`The call options cannot be read (${err.message}).`, err)
+  }
+}
+
+// One 'abort' listener per signal, however many calls share it (no MaxListenersExceededWarning, and
+// nothing left on a long-lived signal by calls that have ended).
+const signalTokens = new WeakMap()
+
 /** Connects an AbortSignal to a native cancel token; returns the function that disconnects it. */
 function bridge(signal, token) {
   if (!signal) return () => {}
-  const listener = () => token.cancel()
-  signal.addEventListener('abort', listener, { once: true })
-  return () => signal.removeEventListener('abort', listener)
+  let tokens = signalTokens.get(signal)
+  if (!tokens) {
+    const set = new Set()
+    tokens = set
+    signalTokens.set(signal, set)
+    signal.addEventListener(
+      'abort',
+      () => {
+        for (const t of set) t.cancel()
+        set.clear()
+      },
+      { once: true },
+    )
+  }
+  tokens.add(token)
+  return () => tokens.delete(token)
 }
 
 async function* failed(err) {
   throw err
 }
 
-async function* iterate(handle, unbridge, signal) {
-  let complete = false
-  try {
+// A stream dropped without being finished (never iterated, say) releases its signal hook when it is
+// garbage-collected; the native handle cancels the upstream request on its own collection.
+const streamFinalizer = new FinalizationRegistry((release) => release())
+
+/**
+ * The async iterator `stream()` returns. Unlike an async generator, its `return()` stops the upstream
+ * request even before the first `next()`.
+ */
+class LLMProxyStream {
+  #handle
+  #signal
+  #release
+  #batch = null
+  #index = 0
+  #done = false
+  #queue = Promise.resolve()
+
+  constructor(handle, signal, release) {
+    this.#handle = handle
+    this.#signal = signal
+    this.#release = release
+    streamFinalizer.register(this, release, this)
+  }
+
+  [Symbol.asyncIterator]() {
+    return this
+  }
+
+  /** The next chunk. Calls made without waiting are answered in order. */
+  next() {
+    const result = this.#queue.then(() => this.#next())
+    this.#queue = result.catch(() => {})
+    return result
+  }
+
+  async #next() {
     for (;;) {
+      if (this.#done) return { done: true, value: undefined }
+      if (this.#batch !== null && this.#index < this.#batch.length) {
+        return { done: false, value: this.#batch[this.#index++] }
+      }
       let text
       try {
-        text = await handle.nextBatch()
+        text = await this.#handle.nextBatch()
       } catch (err) {
+        this.#finish(true)
         const e = fromNative(err)
-        throw e.code === 'aborted' && signal ? abortedError(signal) : e
+        throw e.code === 'aborted' && this.#signal ? abortedError(this.#signal) : e
       }
       if (text === null) {
-        complete = true
-        return
+        this.#finish(false)
+        return { done: true, value: undefined }
       }
-      const batch = JSON.parse(text)
-      for (let i = 0; i < batch.length; i++) yield batch[i]
+      this.#batch = JSON.parse(text)
+      this.#index = 0
     }
-  } finally {
-    unbridge()
-    // `break`, a throw in the consumer's loop body, or an error: stop the upstream request.
-    if (!complete) handle.cancel()
+  }
+
+  /** Stops the stream and its upstream request (what `break` calls). */
+  return(value) {
+    this.#finish(true)
+    return Promise.resolve({ done: true, value })
+  }
+
+  throw(err) {
+    this.#finish(true)
+    return Promise.reject(err)
+  }
+
+  #finish(cancel) {
+    if (this.#done) return
+    this.#done = true
+    this.#batch = null
+    streamFinalizer.unregister(this)
+    this.#release()
+    if (cancel) this.#handle.cancel()
   }
 }
 
@@ -179,11 +265,12 @@ class LLMProxy {
   async #generateOnce(request, options) {
     const json = requestJson(request)
     const signal = checkSignal(options)
+    const optionsJson = callOptionsJson(options)
     if (signal && signal.aborted) throw abortedError(signal)
     const token = new native.CancelToken()
     const unbridge = bridge(signal, token)
     try {
-      return JSON.parse(await this.#native.generate(json, token))
+      return JSON.parse(await this.#native.generate(json, token, optionsJson))
     } catch (err) {
       const e = fromNative(err)
       throw e.code === 'aborted' && signal ? abortedError(signal) : e
@@ -204,18 +291,19 @@ class LLMProxy {
   }
 
   #streamOnce(request, options) {
-    let json, signal
+    let json, signal, optionsJson
     try {
       json = requestJson(request)
       signal = checkSignal(options)
+      optionsJson = callOptionsJson(options)
     } catch (err) {
       return failed(err)
     }
     if (signal && signal.aborted) return failed(abortedError(signal))
     const token = new native.CancelToken()
-    const handle = this.#native.stream(json, token)
+    const handle = this.#native.stream(json, token, optionsJson)
     const unbridge = bridge(signal, token)
-    return iterate(handle, unbridge, signal)
+    return new LLMProxyStream(handle, signal, unbridge)
   }
 
   /** Which provider and upstream model a request for `model` would go to. */

@@ -1,7 +1,7 @@
 //! The napi skin over [`Proxy`]: JSON text in and out, one shared tokio runtime, errors as JSON for
 //! `index.js` to turn into `LLMProxyError`. No provider logic lives here.
 
-use crate::config::Config;
+use crate::config::{CallOptions, Config};
 use crate::error::{Error, ErrorCode};
 use crate::feed::{self, Feed};
 use crate::proxy::Proxy;
@@ -76,20 +76,23 @@ impl NativeProxy {
         serde_json::to_string(&route).map_err(|e| to_napi(Error::internal(e.to_string())))
     }
 
-    /// Resolves with the JSON of a `chat.completion`.
+    /// Resolves with the JSON of a `chat.completion`. `options_json`: the call's options that the
+    /// core reads (`fallbacks`, `timeouts`, `retry`), as JSON.
     #[napi(catch_unwind, ts_return_type = "Promise<string>")]
     pub fn generate<'env>(
         &self,
         env: &'env Env,
         request_json: String,
         cancel: &CancelToken,
+        options_json: Option<String>,
     ) -> napi::Result<PromiseRaw<'env, String>> {
         let proxy = self.inner.clone();
         let token = cancel.token.clone();
         env.spawn_future(async move {
             let work = async {
                 let req = ChatRequest::from_json(&request_json)?;
-                let completion = proxy.generate(&req).await?;
+                let options = CallOptions::from_json(options_json.as_deref().unwrap_or(""))?;
+                let completion = proxy.generate_with(&req, &options).await?;
                 serde_json::to_string(&completion).map_err(|e| Error::internal(e.to_string()))
             };
             tokio::select! {
@@ -100,9 +103,15 @@ impl NativeProxy {
         })
     }
 
-    /// Starts a stream. Request errors surface from the first `nextBatch()`.
+    /// Starts a stream. Request errors surface from the first `nextBatch()`. `options_json` as for
+    /// `generate`.
     #[napi(catch_unwind)]
-    pub fn stream(&self, request_json: String, cancel: &CancelToken) -> NativeStream {
+    pub fn stream(
+        &self,
+        request_json: String,
+        cancel: &CancelToken,
+        options_json: Option<String>,
+    ) -> NativeStream {
         let (producer, feed) = feed::channel();
         let abort = cancel.token.clone();
         // Aborting stops the producer too; `cancel()` and drop stop only the producer.
@@ -112,7 +121,8 @@ impl NativeProxy {
         spawn(async move {
             let open = async move {
                 let req = ChatRequest::from_json(&request_json)?;
-                proxy.stream(&req).await
+                let options = CallOptions::from_json(options_json.as_deref().unwrap_or(""))?;
+                proxy.stream_with(&req, &options).await
             };
             tokio::select! {
                 biased;

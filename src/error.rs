@@ -83,6 +83,49 @@ impl fmt::Display for ErrorCode {
     }
 }
 
+/// Which of llm-proxy's own time limits fired, on a `timeout` error (`LLMProxyError.timeout`). A
+/// timeout the provider reports (HTTP 408, Bedrock's ModelTimeoutException) has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TimeoutKind {
+    /// `timeouts.requestMs`: a whole non-streamed attempt.
+    Request,
+    /// `timeouts.connectMs`: DNS, TCP and TLS.
+    Connect,
+    /// `timeouts.firstChunkMs`: from sending a stream's request to its first chunk.
+    FirstChunk,
+    /// `timeouts.idleMs`: silence in a stream that has begun.
+    Idle,
+}
+
+impl TimeoutKind {
+    /// How messages name it: `the first-chunk timeout, timeouts.firstChunkMs`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            TimeoutKind::Request => "the request timeout, timeouts.requestMs",
+            TimeoutKind::Connect => "the connect timeout, timeouts.connectMs",
+            TimeoutKind::FirstChunk => "the first-chunk timeout, timeouts.firstChunkMs",
+            TimeoutKind::Idle => "the idle timeout, timeouts.idleMs",
+        }
+    }
+}
+
+/// One model of a call with fallbacks that did not answer: on the final error's `tried` (every model
+/// tried, the last one included) and on the answer's `llm_proxy.failed`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tried {
+    /// As named in the request or in its fallbacks.
+    pub model: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    pub code: ErrorCode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Requests sent to this model; 0 when it could not be used (no key, a request it cannot take).
+    pub attempts: u32,
+    pub message: String,
+}
+
 /// An error with everything a caller needs to decide what to do next. Messages never contain
 /// credentials: text that comes from a provider goes through [`crate::redact`] first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -100,6 +143,12 @@ pub struct Error {
     /// The provider's own error body: parsed JSON when it was JSON, else the text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<Box<Value>>,
+    /// On a `timeout` error, which of llm-proxy's limits fired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<TimeoutKind>,
+    /// When a call with fallbacks moved on from its first model: every model tried, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tried: Vec<Tried>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -114,6 +163,8 @@ impl Error {
             retryable: code.retryable_by_default(),
             retry_after_ms: None,
             body: None,
+            timeout: None,
+            tried: Vec::new(),
         }
     }
 
@@ -167,11 +218,19 @@ impl Error {
         self
     }
 
+    pub fn with_timeout(mut self, kind: TimeoutKind) -> Self {
+        self.timeout = Some(kind);
+        self
+    }
+
     /// Removes credentials from the message and the provider body (see [`crate::secret::redact`]).
     pub fn scrub(mut self, secrets: &[&crate::secret::Secret]) -> Self {
         self.message = crate::secret::redact(&self.message, secrets);
         if let Some(body) = &mut self.body {
             crate::secret::redact_json(body, secrets);
+        }
+        for tried in &mut self.tried {
+            tried.message = crate::secret::redact(&tried.message, secrets);
         }
         self
     }

@@ -8,7 +8,8 @@
 
 use futures_util::StreamExt;
 use llm_proxy::client::stream::ChunkStream;
-use llm_proxy::config::{Config, ProxyOptions};
+use llm_proxy::config::{CallOptions, Config, ProxyOptions};
+use llm_proxy::error::TimeoutKind;
 use llm_proxy::types::request::ChatRequest;
 use llm_proxy::types::response::ChatCompletionChunk;
 use llm_proxy::{Error, ErrorCode, Proxy};
@@ -1542,11 +1543,15 @@ async fn connection_refused_is_a_connection_error() {
 // ---------------------------------------------------------------------------------------------
 
 fn timeout_proxy(base_url: &str) -> Proxy {
-    proxy(json!({"openai": {"apiKey": KEY, "baseUrl": base_url}, "timeoutMs": 200}))
+    // One attempt: a retried timeout would take several times as long.
+    proxy(
+        json!({"openai": {"apiKey": KEY, "baseUrl": base_url}, "timeoutMs": 200, "retry": {"maxRetries": 0}}),
+    )
 }
 
 fn assert_timeout(what: &str, e: &Error, elapsed: Duration) {
     assert_eq!(e.code, ErrorCode::Timeout, "{what}: {e:?}");
+    assert!(e.timeout.is_some(), "{what}: which limit fired is not said");
     assert_eq!(e.provider.as_deref(), Some("openai"), "{what}");
     assert!(e.retryable, "{what}");
     assert!(e.message.contains("200 ms"), "{what}: {}", e.message);
@@ -1569,6 +1574,8 @@ async fn a_silent_upstream_times_out() {
         .expect("generate() did not time out by itself")
         .expect_err("generate() succeeded");
     assert_timeout("generate", &e, t.elapsed());
+    assert_eq!(e.timeout, Some(TimeoutKind::Request));
+    assert!(e.message.contains("the request timeout"), "{}", e.message);
     up.request().await;
 
     let mut up = upstream(Behaviour::Silent).await;
@@ -1582,6 +1589,13 @@ async fn a_silent_upstream_times_out() {
         Err(e) => e,
     };
     assert_timeout("stream", &e, t.elapsed());
+    // For a stream, timeoutMs (timeouts.requestMs) is the default of the first-chunk limit.
+    assert_eq!(e.timeout, Some(TimeoutKind::FirstChunk));
+    assert!(
+        e.message.contains("the first-chunk timeout"),
+        "{}",
+        e.message
+    );
     up.request().await;
 }
 
@@ -1601,7 +1615,181 @@ async fn generate_times_out_when_the_body_stalls_after_the_headers() {
     .expect("generate() did not time out by itself")
     .expect_err("generate() succeeded");
     assert_timeout("generate, stalled body", &e, t.elapsed());
+    assert_eq!(e.timeout, Some(TimeoutKind::Request));
     up.request().await;
+}
+
+/// A proxy for the OpenAI endpoint `base_url` with these `timeouts`, one attempt per request.
+fn proxy_with_timeouts(base_url: &str, timeouts: Value) -> Proxy {
+    proxy(json!({
+        "openai": {"apiKey": KEY, "baseUrl": base_url},
+        "timeouts": timeouts,
+        "retry": {"maxRetries": 0}
+    }))
+}
+
+fn assert_took(what: &str, elapsed: Duration, at_least_ms: u64) {
+    assert!(
+        elapsed >= Duration::from_millis(at_least_ms - 10) && elapsed < Duration::from_secs(3),
+        "{what}: took {elapsed:?}, expected about {at_least_ms} ms"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_chunk_limit_runs_from_sending_to_the_first_chunk() {
+    let req = chat_request("gpt-4o-mini");
+    // Headers, then nothing. The idle limit (100 ms) does not apply before the first chunk: a
+    // model may think silently for a long time before it answers.
+    let reply = Reply::sse(fixture("openai/sse/text-include-usage.sse")).stall_after_head();
+    let mut up = upstream(Behaviour::Reply(reply)).await;
+    let p = proxy_with_timeouts(&up.base_url(), json!({"firstChunkMs": 400, "idleMs": 100}));
+    let t = Instant::now();
+    let e = match guard("stream", p.stream(&req)).await {
+        Ok(_) => panic!("stream() opened without a chunk"),
+        Err(e) => e,
+    };
+    assert_took("headers then silence", t.elapsed(), 400);
+    assert_eq!(e.code, ErrorCode::Timeout, "{e:?}");
+    assert_eq!(e.timeout, Some(TimeoutKind::FirstChunk));
+    assert!(
+        e.message.contains("400 ms") && e.message.contains("first-chunk timeout"),
+        "{}",
+        e.message
+    );
+    assert_eq!(e.provider.as_deref(), Some("openai"));
+    assert!(e.retryable);
+    up.request().await;
+
+    // A keep-alive comment is bytes, not a chunk: the first-chunk limit still fires.
+    let (release, signal) = oneshot::channel();
+    let pings = b": keep-alive\n\n".to_vec();
+    let mut body = pings.clone();
+    body.extend_from_slice(&fixture("openai/sse/text-include-usage.sse"));
+    let reply = Reply::sse(body).pause_at(pings.len(), signal);
+    let mut up = upstream(Behaviour::Reply(reply)).await;
+    let p = proxy_with_timeouts(&up.base_url(), json!({"firstChunkMs": 300, "idleMs": 100}));
+    let t = Instant::now();
+    let e = match guard("stream", p.stream(&req)).await {
+        Ok(_) => panic!("stream() opened without a chunk"),
+        Err(e) => e,
+    };
+    assert_took("a ping then silence", t.elapsed(), 300);
+    assert_eq!(e.timeout, Some(TimeoutKind::FirstChunk), "{e:?}");
+    up.request().await;
+    drop(release);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_silent_after_its_first_chunks_fails_with_the_idle_limit() {
+    let body = fixture("openai/sse/text-include-usage.sse");
+    let x = read_sse_fixture(&body);
+    let (release, signal) = oneshot::channel();
+    let reply = Reply::sse(body).pause_at(x.event_ends[2], signal);
+    let mut up = upstream(Behaviour::Reply(reply)).await;
+    let p = proxy_with_timeouts(&up.base_url(), json!({"firstChunkMs": 5000, "idleMs": 300}));
+    let s = guard("stream", p.stream(&chat_request("gpt-4o-mini")))
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let t = Instant::now();
+    let mut items = drain(s).await;
+    let e = items
+        .pop()
+        .unwrap()
+        .expect_err("the stream ended without an error");
+    assert_took("idle", t.elapsed(), 300);
+    let chunks = all_ok(items, "idle");
+    assert_eq!(chunks.len(), 3, "what came before the silence is delivered");
+    assert_eq!(e.code, ErrorCode::Timeout, "{e:?}");
+    assert_eq!(e.timeout, Some(TimeoutKind::Idle));
+    assert!(
+        e.message.contains("300 ms") && e.message.contains("idle timeout"),
+        "{}",
+        e.message
+    );
+    assert!(e.message.contains("incomplete"), "{}", e.message);
+    up.request().await;
+    drop(release);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_limit_does_not_cut_a_stream_that_keeps_talking() {
+    // requestMs 200 limits a non-streamed attempt as a whole; a stream that sends its first chunk
+    // in time and never falls silent for idleMs may take longer.
+    let body = fixture("openai/sse/text-include-usage.sse");
+    let x = read_sse_fixture(&body);
+    let (release, signal) = oneshot::channel();
+    let reply = Reply::sse(body).pause_at(x.event_ends[2], signal);
+    let mut up = upstream(Behaviour::Reply(reply)).await;
+    let p = proxy_with_timeouts(&up.base_url(), json!({"requestMs": 200, "idleMs": 2000}));
+    let s = guard("stream", p.stream(&chat_request("gpt-4o-mini")))
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let _ = release.send(());
+    });
+    let t = Instant::now();
+    let chunks = all_ok(drain(s).await, "a long stream");
+    assert!(
+        t.elapsed() >= Duration::from_millis(450),
+        "{:?}",
+        t.elapsed()
+    );
+    check_stream("a long stream", &chunks, &x, (0, 0));
+    up.request().await;
+}
+
+/// A listener whose accept queue is full, so that the kernel drops further SYNs and a connect
+/// hangs: the nearest loopback gets to a black-holed address. `None` where the system refuses or
+/// accepts such connections instead (then the connect timeout cannot be shown on loopback).
+async fn full_backlog_listener() -> Option<(tokio::net::TcpListener, Vec<TcpStream>)> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        match tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => held.push(stream),
+            Ok(Err(_)) => return None,
+            Err(_) => return Some((listener, held)),
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_that_hangs_fails_with_the_connect_limit() {
+    let Some((listener, _held)) = full_backlog_listener().await else {
+        eprintln!("skipped: this system does not leave connects to a full backlog hanging");
+        return;
+    };
+    let base = format!(
+        "http://127.0.0.1:{}/v1",
+        listener.local_addr().unwrap().port()
+    );
+    let p = proxy_with_timeouts(&base, json!({"connectMs": 300, "requestMs": 10000}));
+    let req = chat_request("gpt-4o-mini");
+    let t = Instant::now();
+    let e = guard("generate", p.generate(&req)).await.unwrap_err();
+    assert_took("generate", t.elapsed(), 300);
+    let t = Instant::now();
+    let s = match guard("stream", p.stream(&req)).await {
+        Ok(_) => panic!("stream() connected"),
+        Err(e) => e,
+    };
+    assert_took("stream", t.elapsed(), 300);
+    for (what, e) in [("generate", e), ("stream", s)] {
+        assert_eq!(e.code, ErrorCode::Timeout, "{what}: {e:?}");
+        assert_eq!(e.timeout, Some(TimeoutKind::Connect), "{what}: {e:?}");
+        assert!(
+            e.message.contains("300 ms") && e.message.contains("connect timeout"),
+            "{what}: {}",
+            e.message
+        );
+        assert!(e.retryable, "{what}");
+        assert_no_key(&e);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1764,4 +1952,367 @@ async fn retries_ride_out_rate_limits_and_overloads_then_give_up() {
         n += 1;
     }
     assert_eq!(n, 140);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 11. Fallbacks
+// ---------------------------------------------------------------------------------------------
+
+fn overloaded() -> Reply {
+    Reply::json(
+        503,
+        br#"{"error":{"message":"busy","type":"server_error"}}"#.to_vec(),
+    )
+}
+
+/// The requests an upstream has received so far (after a moment for stragglers).
+async fn count_seen(seen: &mut mpsc::UnboundedReceiver<Seen>) -> usize {
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    std::iter::from_fn(|| seen.try_recv().ok()).count()
+}
+
+fn call_options(options: Value) -> CallOptions {
+    serde_json::from_value(options).expect("valid call options")
+}
+
+/// `llm_proxy` of an answer or chunk.
+fn served(extra: &serde_json::Map<String, Value>) -> &Value {
+    extra
+        .get("llm_proxy")
+        .unwrap_or_else(|| panic!("no llm_proxy in {extra:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generate_moves_to_the_fallback_once_retries_are_spent() {
+    let (primary, mut seen_primary) =
+        upstream_sequence(vec![overloaded(), overloaded(), overloaded()]).await;
+    let (backup, mut seen_backup) = upstream_sequence(vec![Reply::json(
+        200,
+        fixture("openai/chat/text-gpt35-2026.json"),
+    )])
+    .await;
+    let p = proxy(json!({
+        "openai": {"apiKey": KEY, "baseUrl": primary},
+        "compatible": {"backup": {"baseUrl": backup}},
+        "retry": {"maxRetries": 2, "initialDelayMs": 5},
+        "fallbacks": {"gpt-4o-mini": ["backup/some-model"]}
+    }));
+    let c = guard("generate", p.generate(&chat_request("gpt-4o-mini")))
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(c.id, "chatcmpl-DPTBnLVEU6gLtntz301fthMFXeE4C");
+    assert_eq!(
+        c.model, "gpt-3.5-turbo-0125",
+        "`model` stays the provider's"
+    );
+    let s = served(&c.extra);
+    assert_eq!(s["model"], "backup/some-model");
+    assert_eq!(s["provider"], "backup");
+    assert_eq!(s["fallback"], true);
+    assert_eq!(s["attempts"], 1);
+    let failed = s["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["model"], "gpt-4o-mini");
+    assert_eq!(failed[0]["provider"], "openai");
+    assert_eq!(failed[0]["code"], "overloaded");
+    assert_eq!(failed[0]["status"], 503);
+    assert_eq!(failed[0]["attempts"], 3);
+    assert!(failed[0]["message"]
+        .as_str()
+        .unwrap()
+        .ends_with("(gave up after 3 attempts)"));
+    // It is in the answer as serialised for JavaScript.
+    assert_eq!(serde_json::to_value(&c).unwrap()["llm_proxy"], *s);
+
+    assert_eq!(count_seen(&mut seen_primary).await, 3);
+    let asked = seen_backup.try_recv().expect("the fallback was asked");
+    // The same request, the model replaced.
+    assert_eq!(asked.json(), expected_upstream_body("some-model", false));
+    assert_eq!(asked.header("authorization"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_retryable_failure_never_moves_to_the_fallback() {
+    for (status, body, code) in [
+        (
+            400,
+            fixture("openai/errors/400-unsupported-parameter.json"),
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            401,
+            fixture("openai/errors/401-invalid-api-key.json"),
+            ErrorCode::Authentication,
+        ),
+    ] {
+        let (primary, mut seen_primary) = upstream_sequence(vec![Reply::json(status, body)]).await;
+        let (backup, mut seen_backup) = upstream_sequence(vec![Reply::json(
+            200,
+            fixture("openai/chat/text-gpt35-2026.json"),
+        )])
+        .await;
+        let p = proxy(json!({
+            "openai": {"apiKey": KEY, "baseUrl": primary},
+            "compatible": {"backup": {"baseUrl": backup}},
+            "retry": {"maxRetries": 2, "initialDelayMs": 5},
+            "fallbacks": {"gpt-4o-mini": ["backup/some-model"]}
+        }));
+        let req = chat_request("gpt-4o-mini");
+        let e = guard("generate", p.generate(&req)).await.unwrap_err();
+        assert_eq!(e.code, code, "{status}: {e:?}");
+        assert_eq!(e.status, Some(status));
+        assert!(e.tried.is_empty(), "{status}: {:?}", e.tried);
+        assert!(!e.message.contains("Models tried"), "{}", e.message);
+        assert_eq!(count_seen(&mut seen_primary).await, 1, "{status}");
+        assert_eq!(
+            count_seen(&mut seen_backup).await,
+            0,
+            "{status}: the fallback was asked"
+        );
+        assert_no_key(&e);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_moves_to_the_fallback_when_it_fails_before_its_first_chunk() {
+    let file = "openai/sse/text-include-usage.sse";
+    let x = read_sse_fixture(&fixture(file));
+    let error_event =
+        b"event: error\ndata: {\"error\":{\"type\":\"overloaded_error\",\"message\":\"busy\"}}\n\n";
+    let cases: Vec<(&str, Reply, &str)> = vec![
+        ("503", overloaded(), "overloaded"),
+        (
+            "headers, then the connection drops",
+            Reply::sse(fixture(file)).cut_at(0),
+            "connection",
+        ),
+        (
+            "an error event before any chunk",
+            Reply::sse(error_event.to_vec()),
+            "overloaded",
+        ),
+        (
+            "headers, then silence",
+            Reply::sse(fixture(file)).stall_after_head(),
+            "timeout",
+        ),
+    ];
+    for (what, reply, code) in cases {
+        let (primary, mut seen_primary) = upstream_sequence(vec![reply]).await;
+        let (backup, mut seen_backup) = upstream_sequence(vec![Reply::sse(fixture(file))]).await;
+        let p = proxy(json!({
+            "openai": {"apiKey": KEY, "baseUrl": primary},
+            "compatible": {"backup": {"baseUrl": backup}},
+            "retry": {"maxRetries": 0},
+            "timeouts": {"firstChunkMs": 300},
+            "fallbacks": {"gpt-4o-mini": ["backup/some-model"]}
+        }));
+        let s = guard(what, p.stream(&chat_request("gpt-4o-mini")))
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e:?}"));
+        let chunks = all_ok(drain(s).await, what);
+        check_stream(what, &chunks, &x, (0, 0));
+        let s = served(&chunks[0].extra);
+        assert_eq!(s["model"], "backup/some-model", "{what}");
+        assert_eq!(s["fallback"], true, "{what}");
+        assert_eq!(s["failed"][0]["code"], code, "{what}: {s}");
+        assert_eq!(s["failed"][0]["attempts"], 1, "{what}");
+        assert!(
+            chunks[1..]
+                .iter()
+                .all(|c| !c.extra.contains_key("llm_proxy")),
+            "{what}: only the first chunk says who answered"
+        );
+        assert_eq!(count_seen(&mut seen_primary).await, 1, "{what}");
+        let asked = seen_backup.try_recv().expect("the fallback was asked");
+        assert_eq!(
+            asked.json(),
+            expected_upstream_body("some-model", true),
+            "{what}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_fails_after_its_first_chunk_does_not_fall_back() {
+    let file = "openai/sse/text-include-usage.sse";
+    let x = read_sse_fixture(&fixture(file));
+    let (primary, _seen_primary) =
+        upstream_sequence(vec![Reply::sse(fixture(file)).cut_at(x.event_ends[2])]).await;
+    let (backup, mut seen_backup) = upstream_sequence(vec![Reply::sse(fixture(file))]).await;
+    let p = proxy(json!({
+        "openai": {"apiKey": KEY, "baseUrl": primary},
+        "compatible": {"backup": {"baseUrl": backup}},
+        "retry": {"maxRetries": 2, "initialDelayMs": 5},
+        "fallbacks": {"gpt-4o-mini": ["backup/some-model"]}
+    }));
+    let s = guard("stream", p.stream(&chat_request("gpt-4o-mini")))
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let mut items = drain(s).await;
+    let e = items.pop().unwrap().expect_err("the cut stream ended well");
+    let chunks = all_ok(items, "cut");
+    assert_eq!(chunks.len(), 3);
+    assert_eq!(e.code, ErrorCode::StreamInterrupted, "{e:?}");
+    assert!(e.tried.is_empty());
+    let s = served(&chunks[0].extra);
+    assert_eq!(
+        *s,
+        json!({"model": "gpt-4o-mini", "provider": "openai", "fallback": false, "attempts": 1, "failed": []})
+    );
+    assert_eq!(
+        count_seen(&mut seen_backup).await,
+        0,
+        "the fallback was asked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calls_fallbacks_replace_the_proxys() {
+    let ok = || Reply::json(200, fixture("openai/chat/text-gpt35-2026.json"));
+    let (primary, _p) = upstream_sequence(vec![overloaded(), overloaded()]).await;
+    let (a, mut seen_a) = upstream_sequence(vec![ok()]).await;
+    let (b, mut seen_b) = upstream_sequence(vec![ok()]).await;
+    let p = proxy(json!({
+        "openai": {"apiKey": KEY, "baseUrl": primary},
+        "compatible": {"a": {"baseUrl": a}, "b": {"baseUrl": b}},
+        "retry": {"maxRetries": 0},
+        "fallbacks": {"gpt-4o-mini": ["a/m"]}
+    }));
+    let req = chat_request("gpt-4o-mini");
+    let c = guard(
+        "per-call fallbacks",
+        p.generate_with(&req, &call_options(json!({"fallbacks": ["b/m"]}))),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(served(&c.extra)["model"], "b/m");
+    assert_eq!(count_seen(&mut seen_b).await, 1);
+    assert_eq!(count_seen(&mut seen_a).await, 0);
+
+    // `[]`: no fallback for this call, and so no llm_proxy either.
+    let e = guard(
+        "no fallbacks",
+        p.generate_with(&req, &call_options(json!({"fallbacks": []}))),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Overloaded);
+    assert!(e.tried.is_empty());
+    assert_eq!(count_seen(&mut seen_a).await, 0);
+
+    // A fallback that cannot be routed fails the call before anything is sent.
+    let (primary, mut seen_primary) = upstream_sequence(vec![ok()]).await;
+    let p = openai_proxy(&primary);
+    let e = guard(
+        "unroutable",
+        p.generate_with(&req, &call_options(json!({"fallbacks": ["no-such-model"]}))),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code, ErrorCode::UnsupportedModel, "{e:?}");
+    assert!(
+        e.message.starts_with("fallbacks[0] 'no-such-model': "),
+        "{}",
+        e.message
+    );
+    assert_eq!(count_seen(&mut seen_primary).await, 0);
+
+    // Without fallbacks the answer is as it always was.
+    let c = guard("plain", p.generate(&req)).await.unwrap();
+    assert!(!c.extra.contains_key("llm_proxy"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_final_error_lists_every_model_tried() {
+    // gpt-4o-mini: 503 twice; claude-sonnet-4-5: no Anthropic key, skipped; backup: 503 twice.
+    let (primary, _p) = upstream_sequence(vec![overloaded(), overloaded()]).await;
+    let (backup, _b) = upstream_sequence(vec![overloaded(), overloaded()]).await;
+    let p = proxy(json!({
+        "openai": {"apiKey": KEY, "baseUrl": primary},
+        "compatible": {"backup": {"baseUrl": backup}},
+        "retry": {"maxRetries": 1, "initialDelayMs": 5},
+        "fallbacks": {"gpt-4o-mini": ["claude-sonnet-4-5", "backup/some-model"]}
+    }));
+    let e = guard("all fail", p.generate(&chat_request("gpt-4o-mini")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Overloaded, "{e:?}");
+    assert_eq!(
+        e.provider.as_deref(),
+        Some("backup"),
+        "the last model's error"
+    );
+    let tried: Vec<(String, ErrorCode, u32)> = e
+        .tried
+        .iter()
+        .map(|t| (t.model.clone(), t.code, t.attempts))
+        .collect();
+    assert_eq!(
+        tried,
+        vec![
+            ("gpt-4o-mini".to_string(), ErrorCode::Overloaded, 2),
+            ("claude-sonnet-4-5".to_string(), ErrorCode::Config, 0),
+            ("backup/some-model".to_string(), ErrorCode::Overloaded, 2),
+        ]
+    );
+    assert!(
+        e.message.contains(
+            "[Models tried, in order: gpt-4o-mini (overloaded, 2 attempts), claude-sonnet-4-5 (config, not sent), backup/some-model (overloaded, 2 attempts).]"
+        ),
+        "{}",
+        e.message
+    );
+    assert!(
+        e.tried[1].message.contains("ANTHROPIC_API_KEY"),
+        "{:?}",
+        e.tried[1]
+    );
+    let j: Value = serde_json::from_str(&e.to_json()).unwrap();
+    assert_eq!(j["tried"].as_array().unwrap().len(), 3);
+    assert_no_key(&e);
+
+    // A fallback's non-retryable error ends the call: the models after it are not tried.
+    let (primary, _p) = upstream_sequence(vec![overloaded()]).await;
+    let (a, _a) = upstream_sequence(vec![Reply::json(
+        401,
+        fixture("openai/errors/401-invalid-api-key.json"),
+    )])
+    .await;
+    let (b, mut seen_b) = upstream_sequence(vec![overloaded()]).await;
+    let p = proxy(json!({
+        "openai": {"apiKey": KEY, "baseUrl": primary},
+        "compatible": {"a": {"baseUrl": a}, "b": {"baseUrl": b}},
+        "retry": {"maxRetries": 0},
+        "fallbacks": {"gpt-4o-mini": ["a/m", "b/m"]}
+    }));
+    let e = guard("stops", p.generate(&chat_request("gpt-4o-mini")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Authentication);
+    assert_eq!(e.tried.len(), 2);
+    assert!(e.message.contains("Not tried: b/m"), "{}", e.message);
+    assert_eq!(count_seen(&mut seen_b).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_moves_to_the_fallback() {
+    let mut up = upstream(Behaviour::Silent).await;
+    let p = proxy(json!({
+        "openai": {"apiKey": KEY, "baseUrl": up.base_url()},
+        "timeouts": {"requestMs": 200},
+        "retry": {"maxRetries": 0},
+        "fallbacks": {"gpt-4o-mini": ["mock/echo"]}
+    }));
+    let c = guard("generate", p.generate(&chat_request("gpt-4o-mini")))
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(
+        c.choices[0].message.content.as_deref(),
+        Some("What's the weather like in Boston today?")
+    );
+    let s = served(&c.extra);
+    assert_eq!(s["provider"], "mock");
+    assert_eq!(s["failed"][0]["code"], "timeout");
+    up.request().await;
 }

@@ -3,36 +3,63 @@
 
 use crate::adapters::error_body::ProviderError;
 use crate::client::sigv4::{self, AwsCredentials};
+use crate::config::{TimeoutKind, Timeouts};
 use crate::error::{Error, ErrorCode, Result};
 use crate::secret::Secret;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 const USER_AGENT: &str = concat!("llm-proxy/", env!("CARGO_PKG_VERSION"));
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Error bodies are read up to this size; past it they are cut.
 const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Connection pools kept for the process, one per connect timeout in use.
+const MAX_SHARED_POOLS: usize = 8;
 
-/// One pool for the whole process: every `LLMProxy` shares connections and TLS sessions.
-pub fn shared_client() -> Result<&'static reqwest::Client> {
-    static CLIENT: OnceLock<std::result::Result<reqwest::Client, String>> = OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            // reqwest is built without a bundled crypto provider; ring is ours. Installing fails
-            // harmlessly if the host application installed one already.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            reqwest::Client::builder()
-                .user_agent(USER_AGENT)
-                .connect_timeout(CONNECT_TIMEOUT)
-                .tcp_nodelay(true)
-                .pool_idle_timeout(Duration::from_secs(90))
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .as_ref()
+/// The process's connection pool for the default connect timeout.
+pub fn shared_client() -> Result<reqwest::Client> {
+    pool_for(Duration::from_millis(
+        crate::config::DEFAULT_CONNECT_TIMEOUT_MS,
+    ))
+}
+
+/// The connection pool for requests with this connect timeout. reqwest fixes the connect timeout
+/// per client (per pool), so the process keeps one pool per connect timeout in use: every
+/// `LLMProxy` with the same `connectMs` (the default included) shares connections and TLS
+/// sessions. Past [`MAX_SHARED_POOLS`] different values a fresh pool is returned, which its
+/// caller (one `Proxy`) keeps for itself.
+pub fn pool_for(connect: Duration) -> Result<reqwest::Client> {
+    let mut pools = pools()
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, client)) = pools.iter().find(|(c, _)| *c == connect) {
+        return Ok(client.clone());
+    }
+    let client = build_client(connect)?;
+    if pools.len() < MAX_SHARED_POOLS {
+        pools.push((connect, client.clone()));
+    }
+    Ok(client)
+}
+
+fn pools() -> &'static Mutex<Vec<(Duration, reqwest::Client)>> {
+    static POOLS: OnceLock<Mutex<Vec<(Duration, reqwest::Client)>>> = OnceLock::new();
+    POOLS.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+fn build_client(connect: Duration) -> Result<reqwest::Client> {
+    // reqwest is built without a bundled crypto provider; ring is ours. Installing fails
+    // harmlessly if the host application installed one already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        // Bounds DNS, TCP and TLS together (reqwest wraps the whole connector in it).
+        .connect_timeout(connect)
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build()
         .map_err(|e| Error::internal(format!("Could not create the HTTP client: {e}.")))
 }
 
@@ -45,7 +72,7 @@ pub struct UpstreamRequest {
     pub secret_headers: Vec<(&'static str, String)>,
     pub secrets: Vec<Secret>,
     pub body: Bytes,
-    pub timeout: Duration,
+    pub timeouts: Timeouts,
     pub stream: bool,
     /// The `Accept` header.
     pub accept: &'static str,
@@ -67,13 +94,17 @@ impl UpstreamRequest {
     }
 }
 
-/// Sends the request and returns the response once its status is a success. A failure status is
-/// read and turned into an [`Error`] with the provider's message and body.
-pub async fn send(req: &UpstreamRequest) -> Result<reqwest::Response> {
-    let client = shared_client()?;
+/// Sends the request through `client` (see [`pool_for`]) and returns the response once its status
+/// is a success. A failure status is read and turned into an [`Error`] with the provider's message
+/// and body.
+///
+/// A non-streamed request is limited as a whole by `timeouts.request` (the caller reads its body
+/// under the same limit); a stream's wait for its response head by `timeouts.first_chunk` (the
+/// caller goes on limiting the wait for the first chunk from the same start).
+pub async fn send(client: &reqwest::Client, req: &UpstreamRequest) -> Result<reqwest::Response> {
     let mut builder = client.post(&req.url);
     if !req.stream {
-        builder = builder.timeout(req.timeout);
+        builder = builder.timeout(req.timeouts.request);
     }
     let mut plain: Vec<(String, String)> = Vec::with_capacity(req.headers.len() + 2);
     plain.push(("content-type".into(), "application/json".into()));
@@ -128,11 +159,11 @@ pub async fn send(req: &UpstreamRequest) -> Result<reqwest::Response> {
         headers.insert(name, value);
     }
     let send = builder.headers(headers).body(req.body.clone()).send();
-    // For a stream, the timeout covers the wait for the response headers.
+    // For a stream, the first-chunk limit covers the wait for the response head.
     let response = if req.stream {
-        match tokio::time::timeout(req.timeout, send).await {
+        match tokio::time::timeout(req.timeouts.first_chunk(), send).await {
             Ok(r) => r,
-            Err(_) => return Err(timeout_error(req)),
+            Err(_) => return Err(timeout_error(req, TimeoutKind::FirstChunk)),
         }
     } else {
         send.await
@@ -160,16 +191,38 @@ async fn read_limited(mut response: reqwest::Response, limit: usize) -> Bytes {
     Bytes::from(buf)
 }
 
-fn timeout_error(req: &UpstreamRequest) -> Error {
-    Error::new(
-        ErrorCode::Timeout,
-        format!(
-            "{} did not answer within {} ms. Raise `timeoutMs` if the model needs longer.",
-            req.provider,
-            req.timeout.as_millis()
+/// `code: timeout` for the limit of `req` that fired.
+pub fn timeout_error(req: &UpstreamRequest, kind: TimeoutKind) -> Error {
+    let limit = match kind {
+        TimeoutKind::Request => req.timeouts.request,
+        TimeoutKind::Connect => req.timeouts.connect,
+        TimeoutKind::FirstChunk => req.timeouts.first_chunk(),
+        TimeoutKind::Idle => req.timeouts.idle(),
+    };
+    timeout_fired(&req.provider, kind, limit)
+}
+
+/// `code: timeout`: which limit fired, its value, and what to do about it.
+pub fn timeout_fired(provider: &str, kind: TimeoutKind, limit: Duration) -> Error {
+    let ms = limit.as_millis();
+    let which = kind.describe();
+    let message = match kind {
+        TimeoutKind::Request => format!(
+            "{provider} did not answer within {ms} ms ({which}). Raise it if the model needs longer."
         ),
-    )
-    .with_provider(&req.provider)
+        TimeoutKind::Connect => format!(
+            "{provider} could not be connected to within {ms} ms ({which}). Check the network and the base URL."
+        ),
+        TimeoutKind::FirstChunk => format!(
+            "{provider} sent no first chunk of the stream within {ms} ms ({which}). Raise it if the model thinks longer before it answers."
+        ),
+        TimeoutKind::Idle => format!(
+            "The stream from {provider} sent nothing for {ms} ms ({which}); the answer is incomplete. Raise it if the model pauses longer."
+        ),
+    };
+    Error::new(ErrorCode::Timeout, message)
+        .with_provider(provider)
+        .with_timeout(kind)
 }
 
 /// The connection broke while the response body was being read.
@@ -192,7 +245,14 @@ fn connection_error(
     message: impl Fn(&str, &str) -> String,
 ) -> Error {
     if e.is_timeout() {
-        return timeout_error(req);
+        // reqwest's connect timeout (the pool's) or its whole-request timeout (non-streamed
+        // requests only; streams are timed here, not by reqwest).
+        let kind = if e.is_connect() {
+            TimeoutKind::Connect
+        } else {
+            TimeoutKind::Request
+        };
+        return timeout_error(req, kind);
     }
     // The error and its causes, without the repeats reqwest's Display already includes.
     let mut detail = String::new();
@@ -231,7 +291,9 @@ pub fn http_error(req: &UpstreamRequest, status: u16, headers: &HeaderMap, body:
         .map(|i| i.message.clone())
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| {
-            text.chars()
+            // Redacted before it is cut: a key cut in two would no longer be recognised.
+            crate::secret::redact(&text, &req.secret_refs())
+                .chars()
                 .take(300)
                 .collect::<String>()
                 .trim()
@@ -344,7 +406,7 @@ mod tests {
             secret_headers: vec![],
             secrets: vec![Secret::new("sk-test-secret-value").unwrap()],
             body: Bytes::new(),
-            timeout: Duration::from_secs(1),
+            timeouts: Timeouts::default(),
             stream: false,
             accept: "application/json",
             aws: None,
@@ -477,5 +539,73 @@ mod tests {
             None
         );
         assert_eq!(retry_after_ms(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn timeout_errors_say_which_limit_fired_and_its_value() {
+        let mut r = req();
+        r.timeouts = Timeouts {
+            request: Duration::from_millis(1000),
+            connect: Duration::from_millis(200),
+            first_chunk: Some(Duration::from_millis(300)),
+            idle: Some(Duration::from_millis(400)),
+        };
+        for (kind, says) in [
+            (
+                TimeoutKind::Request,
+                "1000 ms (the request timeout, timeouts.requestMs)",
+            ),
+            (
+                TimeoutKind::Connect,
+                "200 ms (the connect timeout, timeouts.connectMs)",
+            ),
+            (
+                TimeoutKind::FirstChunk,
+                "300 ms (the first-chunk timeout, timeouts.firstChunkMs)",
+            ),
+            (
+                TimeoutKind::Idle,
+                "400 ms (the idle timeout, timeouts.idleMs)",
+            ),
+        ] {
+            let e = timeout_error(&r, kind);
+            assert_eq!(e.code, ErrorCode::Timeout);
+            assert_eq!(e.timeout, Some(kind));
+            assert!(e.retryable);
+            assert_eq!(e.provider.as_deref(), Some("openai"));
+            assert!(e.message.contains(says), "{kind:?}: {}", e.message);
+            let json: Value = serde_json::from_str(&e.to_json()).unwrap();
+            assert_eq!(json["timeout"], serde_json::to_value(kind).unwrap());
+        }
+        let json: Value =
+            serde_json::from_str(&timeout_error(&r, TimeoutKind::FirstChunk).to_json()).unwrap();
+        assert_eq!(json["timeout"], "firstChunk");
+        // A provider's own timeout (HTTP 408) names no limit of ours.
+        let e = http_error(&r, 408, &HeaderMap::new(), b"{}");
+        assert_eq!(e.code, ErrorCode::Timeout);
+        assert_eq!(e.timeout, None);
+        let json: Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert!(json.get("timeout").is_none(), "{json}");
+    }
+
+    #[test]
+    fn proxies_with_the_same_connect_timeout_share_one_pool() {
+        let a = Duration::from_millis(12_345);
+        let b = Duration::from_millis(12_346);
+        pool_for(a).unwrap();
+        pool_for(a).unwrap();
+        pool_for(b).unwrap();
+        shared_client().unwrap();
+        let pools = pools().lock().unwrap();
+        let count = |d: Duration| pools.iter().filter(|(c, _)| *c == d).count();
+        assert_eq!(count(a), 1);
+        assert_eq!(count(b), 1);
+        assert_eq!(
+            count(Duration::from_millis(
+                crate::config::DEFAULT_CONNECT_TIMEOUT_MS
+            )),
+            1
+        );
+        assert!(pools.len() <= MAX_SHARED_POOLS);
     }
 }

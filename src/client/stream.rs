@@ -3,13 +3,15 @@
 //! this drives both as a `Stream`.
 
 use crate::adapters::StreamAdapter;
+use crate::client::http::timeout_fired;
 use crate::client::sse::{SseDecoder, SseEvent};
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{Error, ErrorCode, Result, TimeoutKind};
 use crate::types::response::ChatCompletionChunk;
 use bytes::Bytes;
 use futures_util::stream::{self, BoxStream, Stream, StreamExt};
 use std::collections::VecDeque;
 use std::time::Duration;
+use tokio::time::Instant;
 
 pub type ChunkStream = BoxStream<'static, Result<ChatCompletionChunk>>;
 
@@ -40,13 +42,54 @@ fn framing_error(e: crate::client::sse::SseError) -> Error {
     )
 }
 
+/// How long a stream may keep its reader waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamLimits {
+    /// The first chunk must be produced by then (`timeouts.firstChunkMs` counted from sending the
+    /// request); until it is, silence is not limited otherwise. `None`: `idle` applies from the
+    /// start.
+    pub first_chunk: Option<(Instant, Duration)>,
+    /// Longest silence (no bytes at all; keep-alive pings count as bytes) once the first chunk is
+    /// out.
+    pub idle: Duration,
+}
+
+impl StreamLimits {
+    /// A first chunk due `first_chunk` after `sent`, then at most `idle` between reads.
+    pub fn new(sent: Instant, first_chunk: Duration, idle: Duration) -> Self {
+        StreamLimits {
+            first_chunk: Some((deadline(sent, first_chunk), first_chunk)),
+            idle,
+        }
+    }
+}
+
+/// A bare duration limits every read, the first included.
+impl From<Duration> for StreamLimits {
+    fn from(idle: Duration) -> Self {
+        StreamLimits {
+            first_chunk: None,
+            idle,
+        }
+    }
+}
+
+/// `start + after`, or a time far enough away to mean never when that does not fit.
+pub fn deadline(start: Instant, after: Duration) -> Instant {
+    start
+        .checked_add(after)
+        .unwrap_or_else(|| start + Duration::from_secs(86_400 * 365 * 30))
+}
+
 struct State<S, F, A> {
     body: S,
     framer: F,
     adapter: A,
     pending: VecDeque<ChatCompletionChunk>,
     provider: String,
-    idle_timeout: Duration,
+    limits: StreamLimits,
+    /// A chunk has been produced: from now on `limits.idle` applies.
+    started: bool,
     /// Set when the stream failed; handed on after the chunks that came before it.
     failed: Option<Error>,
     finished: bool,
@@ -57,23 +100,24 @@ pub fn sse_chunks<S, A>(
     body: S,
     adapter: A,
     provider: String,
-    idle_timeout: Duration,
+    limits: impl Into<StreamLimits>,
 ) -> ChunkStream
 where
     S: Stream<Item = Result<Bytes>> + Send + Unpin + 'static,
     A: StreamAdapter + 'static,
 {
-    chunks(body, SseDecoder::new(), adapter, provider, idle_timeout)
+    chunks(body, SseDecoder::new(), adapter, provider, limits)
 }
 
 /// Chunks are handed on as soon as the bytes that complete them arrive; nothing is held back
-/// except the usage, which comes last. A body silent for `idle_timeout` fails with `timeout`.
+/// except the usage, which comes last. A stream whose first chunk is not out by its deadline, or
+/// that is then silent for `limits.idle`, fails with `timeout` (see [`StreamLimits`]).
 pub fn chunks<S, F, A>(
     body: S,
     framer: F,
     adapter: A,
     provider: String,
-    idle_timeout: Duration,
+    limits: impl Into<StreamLimits>,
 ) -> ChunkStream
 where
     S: Stream<Item = Result<Bytes>> + Send + Unpin + 'static,
@@ -86,13 +130,15 @@ where
         adapter,
         pending: VecDeque::new(),
         provider,
-        idle_timeout,
+        limits: limits.into(),
+        started: false,
         failed: None,
         finished: false,
     };
     stream::unfold(state, |mut st| async move {
         loop {
             if let Some(chunk) = st.pending.pop_front() {
+                st.started = true;
                 return Some((Ok(chunk), st));
             }
             if let Some(e) = st.failed.take() {
@@ -104,18 +150,19 @@ where
             let step = if st.adapter.is_done() {
                 end(&mut st)
             } else {
-                match tokio::time::timeout(st.idle_timeout, st.body.next()).await {
+                let (until, kind, limit) = match st.limits.first_chunk {
+                    Some((due, limit)) if !st.started => (due, TimeoutKind::FirstChunk, limit),
+                    _ => (
+                        deadline(Instant::now(), st.limits.idle),
+                        TimeoutKind::Idle,
+                        st.limits.idle,
+                    ),
+                };
+                match tokio::time::timeout_at(until, st.body.next()).await {
                     Ok(Some(Ok(bytes))) => on_bytes(&mut st, &bytes),
                     Ok(Some(Err(e))) => Err(e),
                     Ok(None) => end(&mut st),
-                    Err(_) => Err(Error::new(
-                        ErrorCode::Timeout,
-                        format!(
-                            "The stream from {} sent nothing for {} ms; the answer is incomplete. Raise `timeoutMs` if the model pauses longer.",
-                            st.provider,
-                            st.idle_timeout.as_millis()
-                        ),
-                    )),
+                    Err(_) => Err(timeout_fired(&st.provider, kind, limit)),
                 }
             };
             if let Err(mut e) = step {
@@ -225,5 +272,91 @@ mod tests {
         .await;
         assert_eq!(texts, vec!["a"]);
         assert_eq!(err.unwrap().code, ErrorCode::StreamInterrupted);
+    }
+
+    const ONE_CHUNK: &[u8] =
+        b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n";
+
+    /// `first`, then silence forever.
+    fn then_silence(first: &'static [u8]) -> impl Stream<Item = Result<Bytes>> + Send + Unpin {
+        stream::iter(vec![Ok(Bytes::from_static(first))]).chain(stream::pending())
+    }
+
+    fn normalizer() -> ChunkNormalizer {
+        ChunkNormalizer::new("m", Dialect::Compatible)
+    }
+
+    #[tokio::test]
+    async fn before_the_first_chunk_only_the_first_chunk_limit_applies() {
+        // A keep-alive comment is bytes but no chunk; the idle limit (20 ms) does not apply yet.
+        let limits = StreamLimits::new(
+            Instant::now(),
+            Duration::from_millis(150),
+            Duration::from_millis(20),
+        );
+        let t = Instant::now();
+        let mut s = sse_chunks(
+            then_silence(b": ping\n\n"),
+            normalizer(),
+            "p".into(),
+            limits,
+        );
+        let e = s.next().await.unwrap().unwrap_err();
+        assert!(
+            t.elapsed() >= Duration::from_millis(145),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(e.code, ErrorCode::Timeout);
+        assert_eq!(e.timeout, Some(TimeoutKind::FirstChunk));
+        assert_eq!(e.provider.as_deref(), Some("p"));
+        assert!(e.message.contains("150 ms"), "{}", e.message);
+        assert!(s.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn after_the_first_chunk_the_idle_limit_applies() {
+        let limits = StreamLimits::new(
+            Instant::now(),
+            Duration::from_secs(5),
+            Duration::from_millis(60),
+        );
+        let mut s = sse_chunks(then_silence(ONE_CHUNK), normalizer(), "p".into(), limits);
+        s.next().await.unwrap().unwrap();
+        let t = Instant::now();
+        let e = s.next().await.unwrap().unwrap_err();
+        assert!(
+            t.elapsed() >= Duration::from_millis(55),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(e.timeout, Some(TimeoutKind::Idle));
+        assert!(
+            e.message.contains("60 ms") && e.message.contains("incomplete"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bare_duration_limits_every_read() {
+        let mut s = sse_chunks(
+            stream::pending::<Result<Bytes>>(),
+            normalizer(),
+            "p".into(),
+            Duration::from_millis(30),
+        );
+        let e = s.next().await.unwrap().unwrap_err();
+        assert_eq!(e.timeout, Some(TimeoutKind::Idle));
+    }
+
+    #[test]
+    fn a_deadline_too_far_to_represent_means_never() {
+        let now = Instant::now();
+        assert!(deadline(now, Duration::from_millis(u64::MAX)) > now + Duration::from_secs(86_400));
+        assert_eq!(
+            deadline(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
     }
 }

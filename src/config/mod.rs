@@ -7,7 +7,8 @@ pub use aws::BedrockEndpoint;
 
 use crate::client::retry::RetryPolicy;
 
-use crate::error::{Error, Result};
+pub use crate::error::TimeoutKind;
+use crate::error::{Error, ErrorCode, Result};
 use crate::secret::Secret;
 use reqwest::Url;
 use serde::Deserialize;
@@ -16,7 +17,16 @@ use std::time::Duration;
 
 pub const OPENAI_DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub const ANTHROPIC_DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
+/// A whole non-streamed attempt, and (unless `firstChunkMs` says otherwise) the wait for a stream's
+/// first chunk. As the official OpenAI and Anthropic SDKs: long enough for a slow reasoning model.
 pub const DEFAULT_TIMEOUT_MS: u64 = 600_000;
+/// DNS, TCP and TLS to a provider. A healthy API host answers in well under a second; ten seconds
+/// rides out a lossy network (a lost SYN is resent at 1 s, 3 s and 7 s) and fails a black hole fast.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
+/// Silence in a stream that has begun. A model that is generating sends tokens, and providers send
+/// keep-alive pings (Anthropic's `ping` events) while it works; CDN proxies commonly drop
+/// connections silent for about 100 s anyway, so two minutes of nothing means a dead stream.
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 120_000;
 
 /// Names a compatible endpoint may not take: they are the built-in providers' prefixes.
 pub const RESERVED_NAMES: [&str; 5] =
@@ -31,11 +41,141 @@ pub struct ProxyOptions {
     pub compatible: Option<BTreeMap<String, CompatibleOptions>>,
     /// Model name (or `prefix*`) → `provider/model`.
     pub routes: Option<BTreeMap<String, String>>,
+    /// The old name of `timeouts.requestMs`, still accepted.
     pub timeout_ms: Option<u64>,
+    pub timeouts: Option<TimeoutOptions>,
+    pub retry: Option<RetryOptions>,
+    /// Requested model → the models to try, in order, when it fails in a way that retrying could
+    /// have fixed.
+    pub fallbacks: Option<BTreeMap<String, Vec<String>>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TimeoutOptions {
+    pub request_ms: Option<u64>,
+    pub connect_ms: Option<u64>,
+    pub first_chunk_ms: Option<u64>,
+    pub idle_ms: Option<u64>,
+}
+
+/// The options of one call (`generate(request, options)` / `stream(request, options)`) that reach
+/// the core; each replaces the proxy's own for this call.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CallOptions {
+    /// The models to try after the requested one (replaces the proxy's `fallbacks` entry for it;
+    /// `[]` turns fallbacks off for the call).
+    pub fallbacks: Option<Vec<String>>,
+    /// `connectMs` is not accepted here: it belongs to the connection pool.
+    pub timeouts: Option<TimeoutOptions>,
     pub retry: Option<RetryOptions>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+impl CallOptions {
+    /// Parses the call options JSON handed over by JavaScript; a mistake is an `invalid_request`
+    /// naming the field.
+    pub fn from_json(text: &str) -> Result<Self> {
+        if text.trim().is_empty() {
+            return Ok(CallOptions::default());
+        }
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(text))
+            .map_err(|e| Error::invalid_request(describe_json_error("call options", &e)))
+    }
+}
+
+/// The time limits of one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A whole non-streamed attempt: connecting, sending, waiting, reading the answer.
+    pub request: Duration,
+    /// Connecting (DNS, TCP, TLS); a setting of the connection pool the attempt uses.
+    pub connect: Duration,
+    /// From sending a stream's request to its first chunk; `None`: the same as `request`.
+    pub first_chunk: Option<Duration>,
+    /// Between two reads of a stream that has delivered its first chunk; `None`: 120 s, or
+    /// `request` when that is shorter.
+    pub idle: Option<Duration>,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            request: Duration::from_millis(DEFAULT_TIMEOUT_MS),
+            connect: Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS),
+            first_chunk: None,
+            idle: None,
+        }
+    }
+}
+
+impl Timeouts {
+    pub fn first_chunk(&self) -> Duration {
+        self.first_chunk.unwrap_or(self.request)
+    }
+
+    /// Lowering `request` lowers the default idle limit with it: no silence outlasts a request.
+    pub fn idle(&self) -> Duration {
+        self.idle
+            .unwrap_or_else(|| Duration::from_millis(DEFAULT_IDLE_TIMEOUT_MS).min(self.request))
+    }
+
+    /// These limits with the fields `options` sets replaced. `field` prefixes the names in
+    /// messages (`timeouts`); `code` is the error code of a bad value.
+    fn with(mut self, options: &TimeoutOptions, field: &str, code: ErrorCode) -> Result<Self> {
+        let ms = |value: Option<u64>, name: &str| -> Result<Option<Duration>> {
+            match value {
+                Some(0) => Err(Error::new(
+                    code,
+                    format!("{field}.{name} must be greater than 0 (milliseconds)."),
+                )),
+                other => Ok(other.map(Duration::from_millis)),
+            }
+        };
+        if let Some(d) = ms(options.request_ms, "requestMs")? {
+            self.request = d;
+        }
+        if let Some(d) = ms(options.connect_ms, "connectMs")? {
+            self.connect = d;
+        }
+        if let Some(d) = ms(options.first_chunk_ms, "firstChunkMs")? {
+            self.first_chunk = Some(d);
+        }
+        if let Some(d) = ms(options.idle_ms, "idleMs")? {
+            self.idle = Some(d);
+        }
+        Ok(self)
+    }
+
+    /// The limits of one call: the proxy's, with the call's `timeouts` applied.
+    pub fn for_call(&self, options: Option<&TimeoutOptions>) -> Result<Self> {
+        let Some(options) = options else {
+            return Ok(*self);
+        };
+        if options.connect_ms.is_some() {
+            return Err(Error::invalid_request(
+                "timeouts.connectMs cannot be set per call: it is a setting of the connection pool. Set it in the LLMProxy options.",
+            ));
+        }
+        self.with(options, "timeouts", ErrorCode::InvalidRequest)
+    }
+}
+
+impl RetryPolicy {
+    /// This policy with the fields `options` sets replaced.
+    pub fn with_options(self, options: Option<&RetryOptions>) -> Self {
+        let Some(r) = options else { return self };
+        RetryPolicy {
+            max_retries: r.max_retries.unwrap_or(self.max_retries),
+            initial_delay: r
+                .initial_delay_ms
+                .map_or(self.initial_delay, Duration::from_millis),
+            max_delay: r.max_delay_ms.map_or(self.max_delay, Duration::from_millis),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RetryOptions {
     pub max_retries: Option<u32>,
@@ -125,8 +265,10 @@ pub struct Config {
     pub bedrock: BedrockEndpoint,
     pub compatible: BTreeMap<String, OpenAiEndpoint>,
     pub routes: Vec<(String, String)>,
-    pub timeout: Duration,
+    pub timeouts: Timeouts,
     pub retry: RetryPolicy,
+    /// Requested model (trimmed) → the models to try after it, each checked to resolve.
+    pub fallbacks: BTreeMap<String, Vec<String>>,
 }
 
 impl Config {
@@ -209,37 +351,36 @@ impl Config {
         }
 
         let routes = options.routes.unwrap_or_default().into_iter().collect();
-        let timeout = Duration::from_millis(match options.timeout_ms {
-            Some(0) => {
+        let timeout_options = options.timeouts.unwrap_or_default();
+        let mut timeouts = Timeouts::default();
+        match (options.timeout_ms, timeout_options.request_ms) {
+            (Some(_), Some(_)) => {
+                return Err(Error::config(
+                    "timeoutMs is the old name of timeouts.requestMs; give only one of them.",
+                ))
+            }
+            (Some(0), None) => {
                 return Err(Error::config(
                     "timeoutMs must be greater than 0 (milliseconds for a whole request).",
                 ))
             }
-            Some(ms) => ms,
-            None => DEFAULT_TIMEOUT_MS,
-        });
-        let retry = {
-            let r = options.retry.unwrap_or_default();
-            let default = RetryPolicy::default();
-            RetryPolicy {
-                max_retries: r.max_retries.unwrap_or(default.max_retries),
-                initial_delay: r
-                    .initial_delay_ms
-                    .map_or(default.initial_delay, Duration::from_millis),
-                max_delay: r
-                    .max_delay_ms
-                    .map_or(default.max_delay, Duration::from_millis),
-            }
-        };
-        Ok(Config {
+            (Some(ms), None) => timeouts.request = Duration::from_millis(ms),
+            _ => {}
+        }
+        let timeouts = timeouts.with(&timeout_options, "timeouts", ErrorCode::Config)?;
+        let retry = RetryPolicy::default().with_options(options.retry.as_ref());
+        let mut config = Config {
             retry,
             openai,
             anthropic,
             bedrock,
             compatible,
             routes,
-            timeout,
-        })
+            timeouts,
+            fallbacks: BTreeMap::new(),
+        };
+        config.fallbacks = check_fallbacks(options.fallbacks.unwrap_or_default(), &config)?;
+        Ok(config)
     }
 
     /// Parses the options JSON handed over by JavaScript and resolves it against the process
@@ -249,23 +390,66 @@ impl Config {
             ProxyOptions::default()
         } else {
             serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(text))
-                .map_err(|e| {
-                    let at = e.path().to_string();
-                    let at = if at == "." {
-                        String::new()
-                    } else {
-                        format!(" at `{at}`")
-                    };
-                    // serde_json's "at line 1 column 9" points into JSON the user never wrote.
-                    let detail = e.inner().to_string();
-                    let detail = detail.split(" at line ").next().unwrap_or_default();
-                    Error::config(format!("Invalid LLMProxy options{at}: {detail}."))
-                })?
+                .map_err(|e| Error::config(describe_json_error("LLMProxy options", &e)))?
         };
         Self::resolve_with_files(options, &|k| std::env::var(k).ok(), &|path| {
             std::fs::read_to_string(path).ok()
         })
     }
+}
+
+/// `Invalid LLMProxy options at `retry.maxRetires`: unknown field …`.
+fn describe_json_error(what: &str, e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let at = e.path().to_string();
+    let at = if at == "." {
+        String::new()
+    } else {
+        format!(" at `{at}`")
+    };
+    // serde_json's "at line 1 column 9" points into JSON the user never wrote.
+    let detail = e.inner().to_string();
+    let detail = detail.split(" at line ").next().unwrap_or_default();
+    format!("Invalid {what}{at}: {detail}.")
+}
+
+/// Checks that every fallback model (and every model fallbacks are given for) resolves, so that a
+/// typo shows at construction rather than during an outage.
+fn check_fallbacks(
+    fallbacks: BTreeMap<String, Vec<String>>,
+    config: &Config,
+) -> Result<BTreeMap<String, Vec<String>>> {
+    let mut checked = BTreeMap::new();
+    for (model, list) in fallbacks {
+        let key = model.trim().to_string();
+        if key.is_empty() {
+            return Err(Error::config(
+                "fallbacks: a model name is empty; write { 'gpt-4o': ['claude-sonnet-4-5'] }.",
+            ));
+        }
+        crate::resolver::resolve(&key, config).map_err(|e| {
+            Error::config(format!(
+                "fallbacks are given for '{key}', which cannot be routed: {}",
+                e.message
+            ))
+        })?;
+        let mut models = Vec::with_capacity(list.len());
+        for (i, fallback) in list.iter().enumerate() {
+            let fallback = fallback.trim();
+            crate::resolver::resolve(fallback, config).map_err(|e| {
+                Error::config(format!(
+                    "fallbacks['{key}'][{i}] '{fallback}' cannot be routed: {}",
+                    e.message
+                ))
+            })?;
+            models.push(fallback.to_string());
+        }
+        if checked.insert(key.clone(), models).is_some() {
+            return Err(Error::config(format!(
+                "fallbacks: '{key}' is given twice (names are compared without surrounding spaces)."
+            )));
+        }
+    }
+    Ok(checked)
 }
 
 pub(crate) fn parse_url(field: &str, value: &str) -> Result<Url> {
@@ -329,7 +513,11 @@ mod tests {
             c2.compatible["az"].chat_completions_url(),
             "https://x.test/openai/v1/chat/completions?api-version=2024-10-21"
         );
-        assert_eq!(c.timeout, Duration::from_millis(DEFAULT_TIMEOUT_MS));
+        assert_eq!(c.timeouts, Timeouts::default());
+        assert_eq!(
+            c.timeouts.request,
+            Duration::from_millis(DEFAULT_TIMEOUT_MS)
+        );
     }
 
     #[test]
@@ -374,6 +562,166 @@ mod tests {
         assert_eq!(c.retry.max_delay, RetryPolicy::default().max_delay);
         let e = Config::from_json(r#"{"timeoutMs":0}"#).unwrap_err();
         assert!(e.message.contains("timeoutMs"), "{}", e.message);
+    }
+
+    #[test]
+    fn timeouts_have_production_defaults_and_each_can_be_set() {
+        let c = Config::from_json("{}").unwrap();
+        let t = c.timeouts;
+        assert_eq!(t.request, Duration::from_secs(600));
+        assert_eq!(t.connect, Duration::from_secs(10));
+        assert_eq!(t.first_chunk(), Duration::from_secs(600), "the request's");
+        assert_eq!(t.idle(), Duration::from_secs(120));
+
+        let c = Config::from_json(
+            r#"{"timeouts":{"requestMs":1000,"connectMs":200,"firstChunkMs":300,"idleMs":400}}"#,
+        )
+        .unwrap();
+        let t = c.timeouts;
+        assert_eq!(
+            (t.request, t.connect, t.first_chunk(), t.idle()),
+            (
+                Duration::from_millis(1000),
+                Duration::from_millis(200),
+                Duration::from_millis(300),
+                Duration::from_millis(400)
+            )
+        );
+
+        // timeoutMs is requestMs by its old name; a lower request limit lowers the defaults of
+        // the first-chunk and idle limits with it.
+        for json in [
+            r#"{"timeoutMs":5000}"#,
+            r#"{"timeouts":{"requestMs":5000}}"#,
+        ] {
+            let t = Config::from_json(json).unwrap().timeouts;
+            assert_eq!(t.request, Duration::from_secs(5), "{json}");
+            assert_eq!(t.first_chunk(), Duration::from_secs(5), "{json}");
+            assert_eq!(t.idle(), Duration::from_secs(5), "{json}");
+            assert_eq!(t.connect, Duration::from_secs(10), "{json}");
+        }
+        let t = Config::from_json(r#"{"timeouts":{"requestMs":900000}}"#)
+            .unwrap()
+            .timeouts;
+        assert_eq!(
+            t.idle(),
+            Duration::from_secs(120),
+            "not raised above its default"
+        );
+    }
+
+    #[test]
+    fn bad_timeouts_are_config_errors_that_name_the_limit() {
+        for (json, says) in [
+            (
+                r#"{"timeouts":{"idleMs":0}}"#,
+                "timeouts.idleMs must be greater than 0",
+            ),
+            (r#"{"timeouts":{"connectMs":0}}"#, "timeouts.connectMs"),
+            (
+                r#"{"timeouts":{"firstChunkMs":-5}}"#,
+                "timeouts.firstChunkMs",
+            ),
+            (r#"{"timeouts":{"requestMs":"10"}}"#, "timeouts.requestMs"),
+            (r#"{"timeouts":{"idle":10}}"#, "idle"),
+            (
+                r#"{"timeoutMs":10,"timeouts":{"requestMs":10}}"#,
+                "old name of timeouts.requestMs",
+            ),
+        ] {
+            let e = Config::from_json(json).unwrap_err();
+            assert_eq!(e.code, ErrorCode::Config, "{json}");
+            assert!(e.message.contains(says), "{json}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn a_call_replaces_timeouts_and_retry_field_by_field_but_not_the_connect_limit() {
+        let c = Config::from_json(
+            r#"{"timeouts":{"requestMs":60000,"idleMs":9000},"retry":{"maxRetries":4}}"#,
+        )
+        .unwrap();
+        let call = CallOptions::from_json(
+            r#"{"timeouts":{"requestMs":2000},"retry":{"initialDelayMs":1}}"#,
+        )
+        .unwrap();
+        let t = c.timeouts.for_call(call.timeouts.as_ref()).unwrap();
+        assert_eq!(t.request, Duration::from_secs(2));
+        assert_eq!(
+            t.first_chunk(),
+            Duration::from_secs(2),
+            "follows the call's request"
+        );
+        assert_eq!(t.idle(), Duration::from_secs(9), "the proxy's, explicit");
+        let r = c.retry.with_options(call.retry.as_ref());
+        assert_eq!(r.max_retries, 4);
+        assert_eq!(r.initial_delay, Duration::from_millis(1));
+        assert_eq!(c.timeouts.for_call(None).unwrap(), c.timeouts);
+
+        let call = CallOptions::from_json(r#"{"timeouts":{"connectMs":5}}"#).unwrap();
+        let e = c.timeouts.for_call(call.timeouts.as_ref()).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        assert!(
+            e.message.contains("connectMs cannot be set per call"),
+            "{}",
+            e.message
+        );
+        let call = CallOptions::from_json(r#"{"timeouts":{"idleMs":0}}"#).unwrap();
+        let e = c.timeouts.for_call(call.timeouts.as_ref()).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+
+        for (json, says) in [
+            (r#"{"fallbacks":"gpt-4o"}"#, "at `fallbacks`"),
+            (r#"{"fallbacks":[1]}"#, "at `fallbacks[0]`"),
+            (r#"{"signal":{}}"#, "signal"),
+        ] {
+            let e = CallOptions::from_json(json).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidRequest, "{json}");
+            assert!(
+                e.message.starts_with("Invalid call options"),
+                "{}",
+                e.message
+            );
+            assert!(e.message.contains(says), "{json}: {}", e.message);
+        }
+        assert!(CallOptions::from_json("").unwrap().fallbacks.is_none());
+    }
+
+    #[test]
+    fn fallbacks_are_checked_when_the_proxy_is_made() {
+        let c = Config::from_json(
+            r#"{"compatible":{"groq":{"baseUrl":"http://x"}},"fallbacks":{" gpt-4o ":[" claude-sonnet-4-5","groq/llama","mock/echo"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.fallbacks["gpt-4o"],
+            vec!["claude-sonnet-4-5", "groq/llama", "mock/echo"],
+            "names are kept trimmed"
+        );
+        for (json, says) in [
+            (
+                r#"{"fallbacks":{"gpt-4o":["claud-sonet"]}}"#,
+                "fallbacks['gpt-4o'][0] 'claud-sonet' cannot be routed",
+            ),
+            (r#"{"fallbacks":{"gpt-4o":[""]}}"#, "fallbacks['gpt-4o'][0]"),
+            (
+                r#"{"fallbacks":{"gtp-4o":["gpt-4o"]}}"#,
+                "'gtp-4o', which cannot be routed",
+            ),
+            (r#"{"fallbacks":{"":["gpt-4o"]}}"#, "a model name is empty"),
+            (
+                r#"{"fallbacks":{"gpt-4o":["mock/a"],"gpt-4o ":["mock/b"]}}"#,
+                "given twice",
+            ),
+            (
+                r#"{"fallbacks":{"gpt-4o":"claude-sonnet-4-5"}}"#,
+                "fallbacks.gpt-4o",
+            ),
+        ] {
+            let e = Config::from_json(json).unwrap_err();
+            assert_eq!(e.code, ErrorCode::Config, "{json}");
+            assert!(e.message.contains(says), "{json}: {}", e.message);
+        }
     }
 
     #[test]
