@@ -38,8 +38,19 @@ pub fn redact(text: &str, secrets: &[&Secret]) -> String {
     let mut out = text.to_string();
     for secret in secrets {
         let s = secret.expose();
-        if s.len() >= 4 && out.contains(s) {
-            out = out.replace(s, MASK);
+        if s.len() < 4 {
+            continue;
+        }
+        // As written, and as it appears inside JSON text that could not be parsed (a cut or
+        // non-JSON body quoting JSON): escaped, with or without `/` as `\/`. AWS secrets and
+        // session tokens contain `/` and `+`.
+        let escaped = serde_json::to_string(s).unwrap_or_default();
+        let escaped = escaped[1..escaped.len() - 1].to_string();
+        let slashes = escaped.replace('/', "\\/");
+        for form in [s, &escaped, &slashes] {
+            if out.contains(form) {
+                out = out.replace(form, MASK);
+            }
         }
     }
     redact_key_shapes(&out)
@@ -132,6 +143,18 @@ mod tests {
         assert_eq!(
             v,
             serde_json::json!({"error": {"message": "token [redacted] revoked", "[redacted]": 1}})
+        );
+    }
+
+    // Found by tests/hostile.rs: a body that is not JSON (an event-stream frame read as a whole
+    // answer, a cut JSON body) quoting a session token with `/` escaped as `\/` kept it.
+    #[test]
+    fn escaped_forms_in_unparsed_text_are_removed() {
+        let s = Secret::new("IQoJ/token+abc\"q").unwrap();
+        let text = r#"{"message":"token IQoJ\/token+abc\"q and IQoJ/token+abc\"q"#;
+        assert_eq!(
+            redact(text, &[&s]),
+            r#"{"message":"token [redacted] and [redacted]"#
         );
     }
 

@@ -408,8 +408,19 @@ fn describe_json_error(what: &str, e: &serde_path_to_error::Error<serde_json::Er
     };
     // serde_json's "at line 1 column 9" points into JSON the user never wrote.
     let detail = e.inner().to_string();
-    let detail = detail.split(" at line ").next().unwrap_or_default();
+    let detail = without_quoted_value(detail.split(" at line ").next().unwrap_or_default());
     format!("Invalid {what}{at}: {detail}.")
+}
+
+/// serde repeats a misplaced value (`invalid type: string "sk-…", expected …`); an option value may
+/// be a credential given in the wrong place, so it is left out.
+fn without_quoted_value(detail: &str) -> String {
+    match (detail.find(" \""), detail.rfind('"')) {
+        (Some(start), Some(end)) if end > start + 1 => {
+            format!("{}{}", &detail[..start], &detail[end + 1..])
+        }
+        _ => detail.to_string(),
+    }
 }
 
 /// Checks that every fallback model (and every model fallbacks are given for) resolves, so that a
@@ -721,6 +732,23 @@ mod tests {
             let e = Config::from_json(json).unwrap_err();
             assert_eq!(e.code, ErrorCode::Config, "{json}");
             assert!(e.message.contains(says), "{json}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn a_credential_in_the_wrong_place_is_not_repeated() {
+        for json in [
+            r#"{"openai":"sk-proj-SecretValue123"}"#,
+            r#"{"bedrock":"AwsSecretValue123"}"#,
+            r#"{"compatible":{"x":"CompatSecret123"}}"#,
+        ] {
+            let e = Config::from_json(json).unwrap_err();
+            assert!(!e.message.contains("Secret"), "{}", e.message);
+            assert!(
+                e.message.contains("invalid type: string, expected"),
+                "{}",
+                e.message
+            );
         }
     }
 

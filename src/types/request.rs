@@ -191,8 +191,17 @@ impl Stop {
 impl ChatRequest {
     /// Parses and checks a request given as JSON text (what the JavaScript layer hands over).
     pub fn from_json(text: &str) -> Result<Self> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| Error::invalid_request(format!("The request is not valid JSON: {e}.")))?;
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            // serde_json stops at 128 levels (so deep input cannot overflow the stack); JavaScript
+            // callers never wrote JSON, so say what is wrong with their object.
+            if e.to_string().starts_with("recursion limit exceeded") {
+                Error::invalid_request(
+                    "The request is nested too deeply: arrays and objects may be nested at most 128 levels.",
+                )
+            } else {
+                Error::invalid_request(format!("The request is not valid JSON: {e}."))
+            }
+        })?;
         Self::from_value(value)
     }
 
@@ -664,5 +673,19 @@ mod tests {
             parts[1].image_url.as_ref().unwrap().detail.as_deref(),
             Some("low")
         );
+    }
+
+    // Found by tests/hostile.rs: a request nested past serde_json's limit was reported as "not
+    // valid JSON", which a JavaScript caller never wrote.
+    #[test]
+    fn a_request_nested_too_deeply_says_so() {
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let text =
+            format!(r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}],"m":{deep}}}"#);
+        let e = ChatRequest::from_json(&text).unwrap_err();
+        assert_eq!(e.code, crate::error::ErrorCode::InvalidRequest);
+        assert!(e.message.contains("nested too deeply"), "{}", e.message);
+        let e = ChatRequest::from_json("{").unwrap_err();
+        assert!(e.message.contains("not valid JSON"), "{}", e.message);
     }
 }

@@ -31,6 +31,19 @@ pub fn parse_response(body: &[u8], requested_model: &str) -> Result<ChatCompleti
         )
         .with_body(Some(err.clone())));
     }
+    if value.get("choices").is_none() {
+        // `{}`, `{"message": …}`, `{"detail": …}`: a gateway's answer, not a completion.
+        let said = parse_error_body(&value)
+            .map(|i| i.message)
+            .filter(|m| !m.is_empty())
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        return Err(Error::new(
+            ErrorCode::ServerError,
+            format!("The provider's response has no `choices`; it is not a chat completion{said}"),
+        )
+        .with_body(Some(value)));
+    }
     let mut completion: ChatCompletion = serde_json::from_value(value.clone()).map_err(|e| {
         Error::new(
             ErrorCode::ServerError,
@@ -191,5 +204,25 @@ mod tests {
         assert_eq!(e.code, ErrorCode::ServerError);
         let e = parse_response(br#"{"choices": "nope"}"#, "m").unwrap_err();
         assert_eq!(e.code, ErrorCode::ServerError);
+    }
+
+    // Found by the fuzz targets (tests/hostile.rs): a 200 body without `choices` was a
+    // completion with no choice at all.
+    #[test]
+    fn a_body_without_choices_is_not_a_completion() {
+        for body in [
+            &br#"{}"#[..],
+            br#"{"message":"The provided model identifier is invalid."}"#,
+            br#"{"detail":"Not Found"}"#,
+            br#"[1, 2]"#,
+        ] {
+            let e = parse_response(body, "m").unwrap_err();
+            assert_eq!(e.code, ErrorCode::ServerError);
+            assert!(e.message.contains("no `choices`"), "{}", e.message);
+        }
+        let e = parse_response(br#"{"detail":"Not Found"}"#, "m").unwrap_err();
+        assert!(e.message.ends_with(": Not Found"), "{}", e.message);
+        // An explicit empty list is the provider's answer (say, everything filtered).
+        assert!(parse_response(br#"{"choices":[]}"#, "m").is_ok());
     }
 }

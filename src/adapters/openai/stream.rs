@@ -12,8 +12,8 @@ use crate::client::sse::SseEvent;
 use crate::error::{Error, ErrorCode, Result};
 use crate::ids;
 use crate::types::response::{
-    chunk_object, normalize_created, normalize_finish_reason, now_seconds, ChatCompletionChunk,
-    ChunkChoice, Delta, Usage,
+    assistant_role, chunk_object, normalize_created, normalize_finish_reason, now_seconds,
+    ChatCompletionChunk, ChunkChoice, Delta, Usage,
 };
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -159,6 +159,10 @@ impl ChunkNormalizer {
     fn normalize_choice(&mut self, mut choice: ChunkChoice) -> Option<ChunkChoice> {
         let first = !self.choices.contains_key(&choice.index);
         let state = self.choices.entry(choice.index).or_default();
+        if state.finished {
+            // The provider said this choice was complete; what follows is not part of it.
+            return None;
+        }
         let delta = &mut choice.delta;
         delta.role = first.then(|| "assistant".to_string());
 
@@ -206,14 +210,12 @@ impl ChunkNormalizer {
         }
 
         if let Some(reason) = choice.finish_reason.take() {
-            if !state.finished {
-                state.finished = true;
-                let mut r = normalize_finish_reason(&reason);
-                if r == "stop" && !state.tool_keys.is_empty() {
-                    r = "tool_calls".into();
-                }
-                choice.finish_reason = Some(r);
+            state.finished = true;
+            let mut r = normalize_finish_reason(&reason);
+            if r == "stop" && !state.tool_keys.is_empty() {
+                r = "tool_calls".into();
             }
+            choice.finish_reason = Some(r);
         }
 
         let carries = !choice.delta.is_empty()
@@ -241,7 +243,19 @@ impl ChunkNormalizer {
             ));
         }
         if self.choices.is_empty() {
+            // No choice at all (`[DONE]` alone): it still starts with its role.
             self.choices.insert(0, ChoiceState::default());
+            let role = ChunkChoice {
+                index: 0,
+                delta: Delta {
+                    role: Some(assistant_role()),
+                    ..Default::default()
+                },
+                finish_reason: None,
+                logprobs: None,
+                extra: Map::new(),
+            };
+            out.push(self.bare_chunk(vec![role], None));
         }
         let unfinished: Vec<ChunkChoice> = self
             .choices
@@ -304,10 +318,11 @@ impl ChunkNormalizer {
         *self.created.get_or_insert_with(now_seconds)
     }
 
-    fn model(&self) -> String {
+    /// Fixed by the first chunk sent: a model name that arrives later does not change it.
+    fn model(&mut self) -> String {
         self.model
+            .get_or_insert_with(|| self.requested_model.clone())
             .clone()
-            .unwrap_or_else(|| self.requested_model.clone())
     }
 }
 
@@ -595,6 +610,44 @@ mod tests {
         assert!(calls[2].0.starts_with("call_"));
         assert_eq!(calls[2].2, "[]");
         assert_eq!(finish, "tool_calls");
+    }
+
+    // Found by the fuzz targets (tests/hostile.rs): `[DONE]` with no choice before it gave a
+    // finish chunk without the role delta.
+    #[test]
+    fn done_alone_still_starts_with_the_role() {
+        for body in [
+            &b"data: [DONE]\n\n"[..],
+            b"data: {\"id\":\"x\",\"choices\":[]}\n\ndata: [DONE]\n\n",
+        ] {
+            let chunks = run_as(body, Dialect::OpenAi).unwrap();
+            let (text, calls, finish, _) = assemble(&chunks);
+            assert_eq!(
+                (text.as_str(), calls.len(), finish.as_str()),
+                ("", 0, "stop")
+            );
+            assert_eq!(chunks.len(), 2);
+        }
+    }
+
+    // Found by the fuzz targets: a first chunk without `model` was sent with the requested model
+    // and the later ones with the upstream's.
+    #[test]
+    fn the_model_of_the_first_chunk_sent_stays() {
+        let body = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"model\":\"late\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
+        let chunks = run(body).unwrap();
+        assert_eq!(chunks.len(), 2);
+        assert!(chunks.iter().all(|c| c.model == "requested"), "{chunks:?}");
+    }
+
+    // Found by the fuzz targets: deltas after a choice's finish_reason were passed on after the
+    // finish chunk.
+    #[test]
+    fn nothing_of_a_choice_follows_its_finish() {
+        let body = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":\"stop\"}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"late\"}}]}\n\ndata: [DONE]\n\n";
+        let chunks = run(body).unwrap();
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(assemble(&chunks).0, "a");
     }
 
     #[test]

@@ -1,0 +1,9 @@
+//! LLMProxy options JSON: Config::from_json, then routing a few model names.
+//! The body is shared with `tests/hostile.rs`; see `tests/hostile/harness.rs` for the invariants.
+
+#![no_main]
+
+#[path = "../../tests/hostile/harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::run("config", data));

@@ -1,0 +1,9 @@
+//! AWS event-stream framer: any bytes, split anywhere; the same events and error however they are split.
+//! The body is shared with `tests/hostile.rs`; see `tests/hostile/harness.rs` for the invariants.
+
+#![no_main]
+
+#[path = "../../tests/hostile/harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::run("eventstream", data));
