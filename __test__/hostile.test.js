@@ -457,10 +457,19 @@ describe('secrets never show', () => {
   test(
     'a credential given where it does not belong is not repeated',
     async () => {
-      for (const opts of [{ openai: OPENAI_KEY }, { bedrock: AWS_SECRET }, { compatible: { x: COMPAT_KEY } }]) {
+      for (const opts of [{ openai: OPENAI_KEY }, { bedrock: AWS_SECRET }, { compatible: { x: COMPAT_KEY } }, { timeoutMs: AWS_TOKEN }]) {
         const err = await rejects(() => new LLMProxy(opts), { code: 'config' })
         assertErrorClean(`new LLMProxy(${util.inspect(opts)})`, err)
       }
+    },
+  )
+
+  test(
+    'a credential given as a URL is not repeated',
+    { todo: "KNOWN LEAK (src/config/mod.rs): parse_url repeats any value without an '@'" },
+    async () => {
+      const err = await rejects(() => new LLMProxy({ openai: { apiKey: OPENAI_KEY, baseUrl: OPENAI_KEY } }), { code: 'config' })
+      assertErrorClean('baseUrl: key', err)
     },
   )
 

@@ -25,6 +25,9 @@ pub enum SseError {
     InvalidUtf8,
     /// A single line grew past the configured limit without a line ending (protects memory).
     LineTooLong { limit: usize },
+    /// The `data` lines of one event add up to more than the limit (protects memory from an
+    /// event that never ends).
+    EventTooLong { limit: usize },
 }
 
 impl fmt::Display for SseError {
@@ -33,6 +36,9 @@ impl fmt::Display for SseError {
             SseError::InvalidUtf8 => f.write_str("SSE stream contained invalid UTF-8"),
             SseError::LineTooLong { limit } => {
                 write!(f, "SSE line exceeded the limit of {limit} bytes")
+            }
+            SseError::EventTooLong { limit } => {
+                write!(f, "SSE event's data exceeded the limit of {limit} bytes")
             }
         }
     }
@@ -56,6 +62,8 @@ struct PendingEvent {
     event_type: String,
     data: String,
     id: Option<String>,
+    /// `data` may not grow past this (the decoder's line limit).
+    max_data_len: usize,
 }
 
 impl PendingEvent {
@@ -79,6 +87,11 @@ impl PendingEvent {
                 self.event_type.push_str(value);
             }
             "data" => {
+                if self.data.len().saturating_add(value.len() + 1) > self.max_data_len {
+                    return Err(SseError::EventTooLong {
+                        limit: self.max_data_len,
+                    });
+                }
                 self.data.push_str(value);
                 self.data.push('\n');
             }
@@ -137,7 +150,8 @@ impl SseDecoder {
         Self::with_max_line_len(DEFAULT_MAX_LINE_LEN)
     }
 
-    /// Decoder that rejects any line longer than `limit` bytes (line ending excluded).
+    /// Decoder that rejects any line longer than `limit` bytes (line ending excluded), and any
+    /// event whose data lines add up to more.
     #[must_use]
     pub fn with_max_line_len(limit: usize) -> Self {
         SseDecoder {
@@ -145,7 +159,10 @@ impl SseDecoder {
             bom: BomState::Matching(0),
             line: Vec::new(),
             pending_cr: false,
-            pending: PendingEvent::default(),
+            pending: PendingEvent {
+                max_data_len: limit,
+                ..PendingEvent::default()
+            },
             failed: None,
         }
     }
@@ -640,6 +657,31 @@ mod tests {
         };
         assert_eq!(err, SseError::LineTooLong { limit: 1024 });
         assert!(err.to_string().contains("1024"));
+    }
+
+    // Found by tests/hostile.rs: short `data:` lines without a blank line between them grew one
+    // event without bound.
+    #[test]
+    fn an_event_whose_data_lines_pass_the_limit_is_an_error() {
+        let mut dec = SseDecoder::with_max_line_len(1024);
+        let mut out = Vec::new();
+        let mut fed = 0;
+        let err = loop {
+            match dec.feed(b"data: 0123456789\n", &mut out) {
+                Ok(()) => fed += 1,
+                Err(e) => break e,
+            }
+            assert!(fed <= 1024 / 11);
+        };
+        assert_eq!(err, SseError::EventTooLong { limit: 1024 });
+        assert!(err.to_string().contains("1024"), "{err}");
+        // Up to the limit the event is whole.
+        let body = "data: 0123456789\n".repeat(1024 / 11) + "\n";
+        let mut dec = SseDecoder::with_max_line_len(1024);
+        let mut out = Vec::new();
+        dec.feed(body.as_bytes(), &mut out).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].data.len(), 1024 / 11 * 11 - 1);
     }
 
     #[test]
