@@ -421,6 +421,8 @@ export declare class LLMProxy {
   /**
    * Streams the answer as OpenAI `chat.completion.chunk`s as they arrive. `break` cancels the
    * upstream request; a stream cut short throws `LLMProxyError` with code `stream_interrupted`.
+   * `stream()` itself never throws: every error, an invalid request or options included, comes from
+   * the iteration.
    */
   stream(request: ChatRequest, options?: CallOptions): AsyncIterableIterator<ChatCompletionChunk>
   /** Which provider and upstream model a request for `model` would go to (throws `unsupported_model` if none). */

@@ -52,12 +52,133 @@ function invalid(message, cause) {
 }
 
 function abortedError(signal) {
-  const reason = signal && signal.reason
+  let reason
+  try {
+    reason = signal ? signal.reason : undefined
+  } catch {
+    // a signal-like object whose `reason` throws: no cause
+  }
   const why = reason && reason.name === 'TimeoutError' ? ' (its timeout elapsed)' : ''
   return new LLMProxyError(
     { code: 'aborted', message: `The request was aborted by its AbortSignal${why}.`, retryable: false },
     reason === undefined ? undefined : { cause: reason },
   )
+}
+
+/** A thrown value in a few words, for a message. Never throws itself: a hostile value may. */
+function describeThrown(value) {
+  let text
+  try {
+    text = value instanceof Error ? `${value.name}: ${value.message}` : String(value)
+  } catch {
+    text = 'a value that cannot be shown'
+  }
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text
+}
+
+/** `request.messages[0]['content-type']`: where a value stands, for a message (cut when long). */
+function pathTo(parent, key) {
+  const step =
+    typeof key === 'number' ? `[${key}]` : /^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`
+  const path = parent + step
+  return path.length > 200 ? `${path.slice(0, 200)}…` : path
+}
+
+/** Values the diagnosis below looks at before it gives up and reports what the engine said. */
+const JSON_WALK_LIMIT = 1_000_000
+
+/**
+ * Why `JSON.stringify(value)` failed, found by going through `value` the way JSON.stringify does
+ * (toJSON() first, then the own enumerable properties, depth first): the first getter or toJSON()
+ * that throws, BigInt, or circular reference, with where it stands (`root` names the value). When
+ * none is found, a RangeError is nesting too deep for the engine's stack. Runs only after a failure,
+ * so a request that serialises costs nothing more.
+ */
+function jsonProblem(value, root) {
+  const ancestors = new Map() // object → its path, for the objects that contain the current one
+  const stack = [{ holder: undefined, key: '', path: root, depth: 0, value }]
+  let visited = 0
+  let deepest = { depth: 0, path: root }
+  while (stack.length > 0) {
+    const frame = stack.pop()
+    if (frame.leave !== undefined) {
+      ancestors.delete(frame.leave)
+      continue
+    }
+    if (++visited > JSON_WALK_LIMIT) return { kind: 'unknown' }
+    const { path, depth } = frame
+    let v = frame.value
+    try {
+      if (frame.holder !== undefined) v = frame.holder[frame.key]
+    } catch (thrown) {
+      return { kind: 'getter', path, thrown }
+    }
+    if ((v !== null && typeof v === 'object') || typeof v === 'function' || typeof v === 'bigint') {
+      let toJSON
+      try {
+        toJSON = v.toJSON
+      } catch (thrown) {
+        return { kind: 'getter', path: `${path}.toJSON`, thrown }
+      }
+      if (typeof toJSON === 'function') {
+        try {
+          v = toJSON.call(v, String(frame.key))
+        } catch (thrown) {
+          return { kind: 'toJSON', path, thrown }
+        }
+      }
+    }
+    if (typeof v === 'bigint' || (v !== null && typeof v === 'object' && Object.prototype.toString.call(v) === '[object BigInt]')) {
+      return { kind: 'bigint', path }
+    }
+    if (v === null || typeof v !== 'object') continue
+    if (ancestors.has(v)) return { kind: 'circular', path, target: ancestors.get(v) }
+    if (depth > deepest.depth) deepest = { depth, path }
+    let keys
+    try {
+      keys = Array.isArray(v) ? Array.from({ length: v.length }, (_, i) => i) : Object.keys(v)
+    } catch (thrown) {
+      return { kind: 'getter', path, thrown }
+    }
+    ancestors.set(v, path)
+    stack.push({ leave: v })
+    for (let i = keys.length - 1; i >= 0; i--) {
+      stack.push({ holder: v, key: keys[i], path: pathTo(path, keys[i]), depth: depth + 1 })
+    }
+  }
+  return { kind: 'none', deepest }
+}
+
+/**
+ * The LLMProxyError for a value that `JSON.stringify` could not turn into JSON (it threw `err`):
+ * what is wrong, where, and what to do. `what` names the value in the message (`The request`), `root`
+ * in paths (`request`); the error thrown is the cause.
+ */
+function jsonError(value, err, { what, root, code }) {
+  const problem = jsonProblem(value, root)
+  let message
+  switch (problem.kind) {
+    case 'bigint':
+      message = `${what} cannot be sent as JSON: ${problem.path} is a BigInt, which JSON has no form for. Convert it to a number (Number(value)) or a string (String(value)) first.`
+      break
+    case 'circular':
+      message = `${what} cannot be sent as JSON: ${problem.path} refers back to ${problem.target}, which contains it (a circular reference). Pass a copy without the cycle.`
+      break
+    case 'toJSON':
+      message = `${what} cannot be sent as JSON: the toJSON() method of ${problem.path} threw (${describeThrown(problem.thrown)}). Fix that method or pass plain data; the error it threw is this error's cause.`
+      break
+    case 'getter':
+      message = `${what} cannot be read: reading ${problem.path} threw (${describeThrown(problem.thrown)}). Pass plain data; the error it threw is this error's cause.`
+      break
+    default:
+      if (err instanceof RangeError) {
+        const at = problem.kind === 'none' ? ` (${problem.deepest.depth + 1} levels, down to ${problem.deepest.path})` : ''
+        message = `${what} cannot be sent as JSON: it is nested too deeply${at} for JSON.stringify (${describeThrown(err)}). Flatten it; no provider takes nesting that deep.`
+      } else {
+        message = `${what} cannot be sent as JSON (${describeThrown(err)}).`
+      }
+  }
+  return new LLMProxyError({ code, message, retryable: false }, { cause: err })
 }
 
 function requestJson(request) {
@@ -69,41 +190,77 @@ function requestJson(request) {
   try {
     return JSON.stringify(request)
   } catch (err) {
-    throw invalid(`The request cannot be sent as JSON (${err.message}); remove BigInt values and circular references.`, err)
+    throw jsonError(request, err, { what: 'The request', root: 'request', code: 'invalid_request' })
   }
 }
 
-function checkSignal(options) {
-  if (options === undefined || options === null) return undefined
+/**
+ * The second argument of generate() and stream(), read once: `{ signal, retryOnFuturePromise, json }`,
+ * `json` being the options the core reads (`fallbacks`, `timeouts`, `retry`) as JSON text, or
+ * undefined. Anything wrong, a getter that throws included, is an `invalid_request` LLMProxyError.
+ */
+function readCallOptions(options) {
+  if (options === undefined || options === null) return { signal: undefined, retryOnFuturePromise: undefined, json: undefined }
   if (typeof options !== 'object') {
     throw invalid('The second argument must be an options object like { signal }.')
   }
-  if (options.retryOnFuturePromise !== undefined && typeof options.retryOnFuturePromise !== 'boolean') {
+  let fields
+  try {
+    const { signal, retryOnFuturePromise, fallbacks, timeouts, retry } = options
+    fields = { signal, retryOnFuturePromise, fallbacks, timeouts, retry }
+  } catch (err) {
+    throw invalid(
+      `The call options cannot be read: reading them threw (${describeThrown(err)}). Pass a plain object like { signal, timeouts: { requestMs: 30000 } }; the error thrown is this error's cause.`,
+      err,
+    )
+  }
+  const { signal, retryOnFuturePromise, fallbacks, timeouts, retry } = fields
+  if (retryOnFuturePromise !== undefined && typeof retryOnFuturePromise !== 'boolean') {
     throw invalid('`retryOnFuturePromise` must be true or false.')
   }
-  const { signal } = options
-  if (signal === undefined || signal === null) return undefined
-  if (typeof signal.aborted !== 'boolean' || typeof signal.addEventListener !== 'function') {
-    throw invalid('`signal` must be an AbortSignal (for example from new AbortController().signal).')
+  if (signal !== undefined && signal !== null) {
+    let isSignal
+    try {
+      isSignal = typeof signal.aborted === 'boolean' && typeof signal.addEventListener === 'function'
+    } catch (err) {
+      throw invalid(`\`signal\` cannot be read: reading it threw (${describeThrown(err)}). Pass an AbortSignal.`, err)
+    }
+    if (!isSignal) {
+      throw invalid('`signal` must be an AbortSignal (for example from new AbortController().signal).')
+    }
   }
-  return signal
-}
-
-/** The call options the core reads (`fallbacks`, `timeouts`, `retry`) as JSON text, or undefined. */
-function callOptionsJson(options) {
-  if (options === undefined || options === null) return undefined
-  const { fallbacks, timeouts, retry } = options
-  if (fallbacks === undefined && timeouts === undefined && retry === undefined) return undefined
-  try {
-    return JSON.stringify({ fallbacks, timeouts, retry })
-  } catch (err) {
-    throw invalid(`The call options cannot be read (${err.message}).`, err)
+  let json
+  if (fallbacks !== undefined || timeouts !== undefined || retry !== undefined) {
+    const core = { fallbacks, timeouts, retry }
+    try {
+      json = JSON.stringify(core)
+    } catch (err) {
+      throw jsonError(core, err, { what: 'The call options', root: 'options', code: 'invalid_request' })
+    }
   }
+  return { signal: signal === null ? undefined : signal, retryOnFuturePromise, json }
 }
 
 // One 'abort' listener per signal, however many calls share it (no MaxListenersExceededWarning, and
 // nothing left on a long-lived signal by calls that have ended).
 const signalTokens = new WeakMap()
+
+/**
+ * Connects the call's signal to a native cancel token: the function that disconnects it, or an
+ * `aborted` LLMProxyError to fail the call with when the signal has fired already. A signal-like
+ * object whose fields or methods throw is an `invalid_request` error, thrown.
+ */
+function listen(signal, token) {
+  try {
+    if (signal && signal.aborted) return abortedError(signal)
+    return bridge(signal, token)
+  } catch (err) {
+    throw invalid(
+      `\`signal\` cannot be listened to: using it threw (${describeThrown(err)}). Pass an AbortSignal (for example from new AbortController().signal); the error thrown is this error's cause.`,
+      err,
+    )
+  }
+}
 
 /** Connects an AbortSignal to a native cancel token; returns the function that disconnects it. */
 function bridge(signal, token) {
@@ -111,8 +268,6 @@ function bridge(signal, token) {
   let tokens = signalTokens.get(signal)
   if (!tokens) {
     const set = new Set()
-    tokens = set
-    signalTokens.set(signal, set)
     signal.addEventListener(
       'abort',
       () => {
@@ -121,6 +276,9 @@ function bridge(signal, token) {
       },
       { once: true },
     )
+    // Only once listening: a signal whose addEventListener threw is not taken as heard.
+    tokens = set
+    signalTokens.set(signal, set)
   }
   tokens.add(token)
   return () => tokens.delete(token)
@@ -220,23 +378,30 @@ class LLMProxy {
    *   retry on for every call (see `generate`).
    */
   constructor(options = {}) {
-    if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-      throw new LLMProxyError({
-        code: 'config',
-        message: 'LLMProxy options must be an object like { openai: { apiKey } }.',
-        retryable: false,
-      })
+    const configError = (message, cause) =>
+      new LLMProxyError({ code: 'config', message, retryable: false }, cause === undefined ? undefined : { cause })
+    let retryOnFuturePromise, coreOptions
+    try {
+      if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+        throw configError('LLMProxy options must be an object like { openai: { apiKey } }.')
+      }
+      ;({ retryOnFuturePromise = false, ...coreOptions } = options)
+    } catch (err) {
+      if (err instanceof LLMProxyError) throw err
+      throw configError(
+        `The LLMProxy options cannot be read: reading them threw (${describeThrown(err)}). Pass a plain object like { openai: { apiKey } }; the error thrown is this error's cause.`,
+        err,
+      )
     }
-    const { retryOnFuturePromise = false, ...coreOptions } = options
     if (typeof retryOnFuturePromise !== 'boolean') {
-      throw new LLMProxyError({ code: 'config', message: '`retryOnFuturePromise` must be true or false.', retryable: false })
+      throw configError('`retryOnFuturePromise` must be true or false.')
     }
     this.#retryOnFuturePromise = retryOnFuturePromise
     let json
     try {
       json = JSON.stringify(coreOptions)
     } catch (err) {
-      throw new LLMProxyError({ code: 'config', message: `LLMProxy options cannot be read: ${err.message}.`, retryable: false })
+      throw jsonError(coreOptions, err, { what: 'The LLMProxy options', root: 'options', code: 'config' })
     }
     try {
       this.#native = new native.NativeProxy(json)
@@ -245,10 +410,9 @@ class LLMProxy {
     }
   }
 
-  /** Whether a call with these options uses the forced-tool retry. */
-  #retries(options) {
-    const perCall = options !== null && typeof options === 'object' ? options.retryOnFuturePromise : undefined
-    return typeof perCall === 'boolean' ? perCall : this.#retryOnFuturePromise
+  /** Whether a call with these (read) options uses the forced-tool retry. */
+  #retries(call) {
+    return typeof call.retryOnFuturePromise === 'boolean' ? call.retryOnFuturePromise : this.#retryOnFuturePromise
   }
 
   /**
@@ -258,19 +422,19 @@ class LLMProxy {
    * the second answer is returned if it calls a tool.
    */
   async generate(request, options) {
-    if (!this.#retries(options)) return this.#generateOnce(request, options)
-    return legacy.internal.generateWithForcedToolRetry((req) => this.#generateOnce(req, options), request)
+    const call = readCallOptions(options)
+    if (!this.#retries(call)) return this.#generateOnce(request, call)
+    return legacy.internal.generateWithForcedToolRetry((req) => this.#generateOnce(req, call), request)
   }
 
-  async #generateOnce(request, options) {
+  async #generateOnce(request, call) {
     const json = requestJson(request)
-    const signal = checkSignal(options)
-    const optionsJson = callOptionsJson(options)
-    if (signal && signal.aborted) throw abortedError(signal)
+    const { signal } = call
     const token = new native.CancelToken()
-    const unbridge = bridge(signal, token)
+    const unbridge = listen(signal, token)
+    if (unbridge instanceof LLMProxyError) throw unbridge
     try {
-      return JSON.parse(await this.#native.generate(json, token, optionsJson))
+      return JSON.parse(await this.#native.generate(json, token, call.json))
     } catch (err) {
       const e = fromNative(err)
       throw e.code === 'aborted' && signal ? abortedError(signal) : e
@@ -280,29 +444,35 @@ class LLMProxy {
   }
 
   /**
-   * Sends a chat request and returns an async iterable of OpenAI `chat.completion.chunk`s. Errors,
-   * including invalid requests, are thrown from the iteration. With `retryOnFuturePromise`, a stream
-   * that ends promising an action without a tool call is followed by the tool call of a second request
-   * with `tool_choice: 'required'` (its text left out: the promise was already streamed).
+   * Sends a chat request and returns an async iterable of OpenAI `chat.completion.chunk`s. It never
+   * throws itself: errors, including an invalid request or options, are thrown from the iteration.
+   * With `retryOnFuturePromise`, a stream that ends promising an action without a tool call is
+   * followed by the tool call of a second request with `tool_choice: 'required'` (its text left out:
+   * the promise was already streamed).
    */
   stream(request, options) {
-    if (!this.#retries(options)) return this.#streamOnce(request, options)
-    return legacy.internal.streamWithForcedToolRetry((req) => this.#streamOnce(req, options), request)
-  }
-
-  #streamOnce(request, options) {
-    let json, signal, optionsJson
+    let call
     try {
-      json = requestJson(request)
-      signal = checkSignal(options)
-      optionsJson = callOptionsJson(options)
+      call = readCallOptions(options)
     } catch (err) {
       return failed(err)
     }
-    if (signal && signal.aborted) return failed(abortedError(signal))
-    const token = new native.CancelToken()
-    const handle = this.#native.stream(json, token, optionsJson)
-    const unbridge = bridge(signal, token)
+    if (!this.#retries(call)) return this.#streamOnce(request, call)
+    return legacy.internal.streamWithForcedToolRetry((req) => this.#streamOnce(req, call), request)
+  }
+
+  #streamOnce(request, call) {
+    const { signal } = call
+    let json, token, unbridge
+    try {
+      json = requestJson(request)
+      token = new native.CancelToken()
+      unbridge = listen(signal, token)
+    } catch (err) {
+      return failed(err)
+    }
+    if (unbridge instanceof LLMProxyError) return failed(unbridge)
+    const handle = this.#native.stream(json, token, call.json)
     return new LLMProxyStream(handle, signal, unbridge)
   }
 

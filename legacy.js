@@ -231,13 +231,16 @@ async function generateWithForcedToolRetry(send, request) {
  *   once, and the second answer's chunks (its role chunk, tool call, finish and usage) follow.
  */
 async function* streamWithForcedToolRetry(open, request, { keepFirstFinish = false } = {}) {
-  const forceable = canForceTool(request)
+  // Read once the stream is open: a request that cannot be read then fails as open() fails it (an
+  // LLMProxyError), not with whatever its getter threw.
+  let forceable
+  const canForce = () => (forceable === undefined ? (forceable = canForceTool(request)) : forceable)
   let text = ''
   let calledTool = false
   let finish = null
   let firstChunk = null
   let held = null
-  const promised = () => forceable && !calledTool && finish === 'stop' && responseContainsFuturePromise(text)
+  const promised = () => !calledTool && finish === 'stop' && canForce() && responseContainsFuturePromise(text)
   for await (const chunk of open(request)) {
     if (held) {
       held.push(chunk)

@@ -518,8 +518,9 @@ describe('invalid input is rejected before any request', () => {
       const err = await caught(() => (via === 'generate' ? proxy.generate({ ...REQ, model: 'my-model' }) : proxy.stream({ ...REQ, model: 'my-model' }).next()))
       assertProxyError(err, { code: 'unsupported_model', retryable: false })
       assert.match(err.message, /'my-model'/)
-      assert.match(err.message, /'openai\/my-model'/)
-      assert.match(err.message, /'anthropic\/my-model'/)
+      assert.equal(err.message.split('my-model').length - 1, 1, `the name once: ${err.message}`)
+      assert.match(err.message, /'openai\/…'/)
+      assert.match(err.message, /'anthropic\/…'/)
       assert.match(err.message, /routes/)
       assert.match(err.message, /compatible/)
     }
@@ -532,8 +533,8 @@ describe('invalid input is rejected before any request', () => {
     })
     const err = await caught(() => two.generate({ ...REQ, model: 'mystery' }))
     assertProxyError(err, { code: 'unsupported_model' })
-    assert.match(err.message, /'a\/mystery'/)
-    assert.match(err.message, /'b\/mystery'/)
+    assert.match(err.message, /'a\/…'/)
+    assert.match(err.message, /'b\/…'/)
   })
 
   for (const model of ['claude-sonnet-4-5', 'anthropic/claude-3-5-haiku-20241022']) {

@@ -48,6 +48,8 @@ const HEAP_SLACK_MB = 3
 const LOAD_WITHIN_MS = 100_000
 /** How long sockets may take to close once nothing holds their stream any more. */
 const CLOSE_WITHIN_MS = 10_000
+/** Idle connections the pool keeps per host (POOL_MAX_IDLE_PER_HOST in src/client/http.rs). */
+const POOL_MAX_IDLE = 256
 
 /** `global.gc`, exposed at run time so that `node --test` needs no flag for this file. */
 const gc = (() => {
@@ -408,6 +410,12 @@ describe('under load: one proxy, one connection pool', () => {
     // Every response was read to its end: no connection is left in the middle of one.
     await server.waitFor(() => server.busyConnections() === 0, CLOSE_WITHIN_MS, 'every response being finished')
     assert.ok(server.openConnections() <= LOAD_STREAMS, 'no more pooled connections than requests at once')
+    // After the burst the pool keeps its bound of idle connections and closes the others.
+    await server.waitFor(
+      () => server.openConnections() <= POOL_MAX_IDLE,
+      CLOSE_WITHIN_MS,
+      `the connections past the pool's bound (${POOL_MAX_IDLE} idle per host) closing`,
+    )
     // The test means something only if the streams really ran side by side.
     assert.ok(server.stats.maxBusy >= LOAD_STREAMS / 2, `only ${server.stats.maxBusy} streams were under way at once`)
   })
@@ -437,16 +445,28 @@ describe('under load: one proxy, one connection pool', () => {
     }
     const first = await answers('a')
     const opened = server.stats.accepted
+    // The pool keeps up to its bound of the first round's connections, idle, and closes the rest.
+    const bound = Math.min(LOAD_STREAMS, POOL_MAX_IDLE)
+    await server.waitFor(
+      () => server.openConnections() <= bound,
+      CLOSE_WITHIN_MS,
+      `the connections past the pool's bound (${POOL_MAX_IDLE} idle per host) closing`,
+    )
+    const pooled = server.openConnections()
     const second = await answers('b')
     const reopened = server.stats.accepted - opened
     t.diagnostic(
-      `${LOAD_STREAMS} generate calls: ${first.toFixed(0)} ms wall (${opened} connections opened), ` +
+      `${LOAD_STREAMS} generate calls: ${first.toFixed(0)} ms wall (${opened} connections opened, ${pooled} kept idle), ` +
         `again: ${second.toFixed(0)} ms (${reopened} more connections; the rest reused from the pool)`,
     )
     assert.deepEqual(server.stats.errors, [])
     assert.equal(server.stats.requests, 2 * LOAD_STREAMS)
-    // The second round finds the first round's connections in the pool.
-    assert.ok(reopened <= LOAD_STREAMS / 10, `the second round opened ${reopened} new connections`)
+    assert.ok(pooled >= bound / 2, `only ${pooled} of the first round's connections were kept in the pool`)
+    // The second round finds the pooled connections: it opens no more than it needs beyond them.
+    assert.ok(
+      reopened <= LOAD_STREAMS - pooled + LOAD_STREAMS / 10,
+      `the second round opened ${reopened} new connections with ${pooled} in the pool`,
+    )
   })
 
   test('streams and generate calls mixed, on two proxies sharing the pool, never swap answers', { timeout: LOAD_WITHIN_MS + 20_000 }, async (t) => {

@@ -179,7 +179,7 @@ describe('resolve()', () => {
       }
       assert.fail('expected a throw')
     }
-    assertProxyError(thrown(() => proxy.resolve('my-model')), { code: 'unsupported_model', message: /'openai\/my-model'/ })
+    assertProxyError(thrown(() => proxy.resolve('my-model')), { code: 'unsupported_model', message: /'my-model'.*'openai\/…'/ })
     assertProxyError(thrown(() => proxy.resolve('')), { code: 'invalid_request' })
     assertProxyError(thrown(() => proxy.resolve(5)), { code: 'invalid_request' })
     assertProxyError(await caught(async () => proxy.resolve('o')), { code: 'unsupported_model' })

@@ -126,6 +126,19 @@ pub struct Tried {
     pub message: String,
 }
 
+/// The longest name (a model's, say) that a message quotes whole.
+pub const MAX_QUOTED_CHARS: usize = 200;
+
+/// `'name'` for a message. A name longer than [`MAX_QUOTED_CHARS`] characters is cut there and
+/// marked with `…` and its length (`'xxxx…' (1048576 characters)`): a message stays readable
+/// whatever was passed.
+pub fn quote(name: &str) -> String {
+    match name.char_indices().nth(MAX_QUOTED_CHARS) {
+        None => format!("'{name}'"),
+        Some((cut, _)) => format!("'{}…' ({} characters)", &name[..cut], name.chars().count()),
+    }
+}
+
 /// An error with everything a caller needs to decide what to do next. Messages never contain
 /// credentials: text that comes from a provider goes through [`crate::redact`] first.
 #[derive(Debug, Clone, PartialEq, Serialize)]

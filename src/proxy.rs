@@ -240,7 +240,11 @@ impl Proxy {
                 for (i, model) in list.iter().enumerate() {
                     let model = model.trim();
                     self.resolve(model).map_err(|mut e| {
-                        e.message = format!("fallbacks[{i}] '{model}': {}", e.message);
+                        e.message = format!(
+                            "fallbacks[{i}] {}: {}",
+                            crate::error::quote(model),
+                            e.message
+                        );
                         e
                     })?;
                     checked.push(model.to_string());
@@ -378,17 +382,16 @@ impl Proxy {
             Ok(client) => client,
             Err(error) => return Outcome::Failed { error, attempts: 0 },
         };
-        let (body, attempts) = with_retries(&call.retry, || async {
-            let response = http::send(client, &upstream).await?;
-            // reqwest's timeout (timeouts.request) goes on limiting the body.
-            response
-                .bytes()
-                .await
-                .map_err(|e| http::body_error(&upstream, &e))
+        let (read, attempts) = with_retries(&call.retry, || async {
+            let sent = http::send(client, &upstream).await?;
+            // Read as it arrives, up to http::MAX_RESPONSE_BODY, and still within reqwest's
+            // timeout of the request (timeouts.request).
+            let body = http::read_body(sent.response, &upstream).await?;
+            Ok((body, sent.secrets))
         })
         .await;
-        let body = match body {
-            Ok(body) => body,
+        let (body, secrets) = match read {
+            Ok(read) => read,
             Err(error) => return Outcome::Failed { error, attempts },
         };
         let parsed = match &output {
@@ -408,9 +411,10 @@ impl Proxy {
                 attempts,
             },
             Err(e) => Outcome::Failed {
+                // The answer may echo a key or the request's signature.
                 error: e
                     .with_provider(&route.provider)
-                    .scrub(&upstream.secret_refs()),
+                    .scrub(&secrets.iter().collect::<Vec<_>>()),
                 attempts,
             },
         }
@@ -710,8 +714,8 @@ async fn open_stream(
     output: Output,
     timeouts: Timeouts,
 ) -> Result<ChunkStream> {
-    let sent = Instant::now();
-    let response = http::send(client, upstream).await?;
+    let sent_at = Instant::now();
+    let http::Sent { response, secrets } = http::send(client, upstream).await?;
     let provider = route.provider.clone();
     let delivered = Arc::new(AtomicBool::new(false));
     let body = {
@@ -736,7 +740,7 @@ async fn open_stream(
             })
         })
     };
-    let limits = StreamLimits::new(sent, timeouts.first_chunk(), timeouts.idle());
+    let limits = StreamLimits::new(sent_at, timeouts.first_chunk(), timeouts.idle());
     let provider = route.provider.clone();
     let mut chunks = match output {
         Output::OpenAi(dialect) => {
@@ -760,8 +764,8 @@ async fn open_stream(
             chunks(body, EventStreamFramer::new(), adapter, provider, limits)
         }
     };
-    // Errors reported inside the stream may echo a key, like any provider text.
-    let secrets: Vec<Secret> = upstream.secrets.clone();
+    // Errors reported inside the stream may echo a key or the request's signature, like any
+    // provider text.
     let scrub = move |e: Error| e.scrub(&secrets.iter().collect::<Vec<_>>());
     match chunks.next().await {
         Some(Ok(first)) => {

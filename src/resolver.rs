@@ -4,7 +4,7 @@
 //! catalogue, then the only configured compatible endpoint; otherwise `unsupported_model`.
 
 use crate::config::Config;
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{quote, Error, ErrorCode, Result};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -72,7 +72,9 @@ pub fn resolve(model: &str, config: &Config) -> Result<Route> {
                     Ok(route)
                 }
                 None => Err(Error::config(format!(
-                    "The route for '{model}' points to '{target}', which names no provider. Write the target as 'provider/model', e.g. 'openai/gpt-4o' or 'groq/llama-3.1-70b'."
+                    "The route for {} points to {}, which names no provider. Write the target as 'provider/model', e.g. 'openai/gpt-4o' or 'groq/llama-3.1-70b'.",
+                    quote(model),
+                    quote(target)
                 ))),
             },
         };
@@ -89,15 +91,16 @@ pub fn resolve(model: &str, config: &Config) -> Result<Route> {
             MatchedBy::OnlyCompatible,
         ));
     }
+    // The name is quoted once (cut when huge); the ways to route it do not repeat it.
     let names: Vec<&str> = config.compatible.keys().map(String::as_str).collect();
     let compatible_hint = if names.is_empty() {
-        "configure an OpenAI-compatible endpoint with `compatible: { name: { baseUrl, apiKey } }` and call it as 'name/model'".to_string()
+        "configure an OpenAI-compatible endpoint with `compatible: { name: { baseUrl, apiKey } }` and call it as 'name/…'".to_string()
     } else {
         format!(
-            "prefix it with one of your compatible endpoints ({})",
+            "put one of your compatible endpoints before it ({})",
             names
                 .iter()
-                .map(|n| format!("'{n}/{model}'"))
+                .map(|n| format!("'{n}/…'"))
                 .collect::<Vec<_>>()
                 .join(", ")
         )
@@ -105,7 +108,8 @@ pub fn resolve(model: &str, config: &Config) -> Result<Route> {
     Err(Error::new(
         ErrorCode::UnsupportedModel,
         format!(
-            "No provider is known for model '{model}'. Prefix it with its provider ('openai/{model}', 'anthropic/{model}', 'bedrock/{model}'), add it to `routes`, or {compatible_hint}."
+            "No provider is known for model {}. Put its provider before it ('openai/…', 'anthropic/…' or 'bedrock/…'), add it to `routes`, or {compatible_hint}.",
+            quote(model)
         ),
     )
     .with_retryable(false))
@@ -126,7 +130,8 @@ fn by_prefix(model: &str, config: &Config, matched_by: MatchedBy) -> Result<Opti
     };
     if rest.trim().is_empty() && kind != ProviderKind::Mock {
         return Err(Error::invalid_request(format!(
-            "The model '{model}' names the provider '{prefix}' but no model after the '/'."
+            "The model {} names the provider '{prefix}' but no model after the '/'.",
+            quote(model)
         )));
     }
     let provider = if prefix == "bedrock-converse" {
@@ -323,10 +328,11 @@ mod tests {
         let e = resolve("mystery", &c).unwrap_err();
         assert_eq!(e.code, ErrorCode::UnsupportedModel);
         assert!(
-            e.message.contains("'a/mystery'") && e.message.contains("'b/mystery'"),
+            e.message.contains("'a/…'") && e.message.contains("'b/…'"),
             "{}",
             e.message
         );
+        assert_eq!(e.message.matches("mystery").count(), 1, "{}", e.message);
     }
 
     #[test]
@@ -334,9 +340,45 @@ mod tests {
         let e = resolve("my-model", &config("{}")).unwrap_err();
         assert_eq!(e.code, ErrorCode::UnsupportedModel);
         assert!(!e.retryable);
-        assert!(e.message.contains("'openai/my-model'"));
+        assert!(e.message.contains("'my-model'"), "{}", e.message);
+        assert!(e.message.contains("'openai/…'"), "{}", e.message);
         assert!(e.message.contains("routes"));
         assert!(e.message.contains("compatible"));
+    }
+
+    #[test]
+    fn an_unknown_model_is_named_once_and_a_huge_name_is_cut() {
+        let c = config(r#"{"compatible":{"a":{"baseUrl":"http://x"},"b":{"baseUrl":"http://y"}}}"#);
+        let e = resolve("my-model", &c).unwrap_err();
+        assert_eq!(e.message.matches("my-model").count(), 1, "{}", e.message);
+
+        let huge = format!("{}{}", "é".repeat(150), "z".repeat(1_000_000));
+        let e = resolve(&huge, &c).unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnsupportedModel);
+        let shown = format!(
+            "'{}{}…' (1000150 characters)",
+            "é".repeat(150),
+            "z".repeat(50)
+        );
+        assert!(e.message.contains(&shown), "{}", e.message);
+        assert_eq!(e.message.matches(&"z".repeat(50)).count(), 1, "once");
+        assert!(e.message.len() < 1000, "{} bytes", e.message.len());
+
+        // A name of exactly the limit is quoted whole.
+        let limit = "m".repeat(crate::error::MAX_QUOTED_CHARS);
+        let e = resolve(&limit, &c).unwrap_err();
+        assert!(e.message.contains(&format!("'{limit}'")), "{}", e.message);
+
+        // The other errors that quote a model name cut it the same way.
+        let c = config(r#"{"routes":{"z*":"nowhere"}}"#);
+        let e = resolve(&huge[300..], &c).unwrap_err();
+        assert!(e.message.contains("characters)"), "{}", e.message);
+        assert!(e.message.len() < 1000, "{} bytes", e.message.len());
+        let e = resolve(&format!("openai/{}", "z".repeat(10_000)), &c);
+        assert!(
+            e.is_ok(),
+            "a long name after a provider is the provider's to judge"
+        );
     }
 
     #[test]

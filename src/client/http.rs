@@ -15,8 +15,22 @@ use std::time::{Duration, SystemTime};
 const USER_AGENT: &str = concat!("llm-proxy/", env!("CARGO_PKG_VERSION"));
 /// Error bodies are read up to this size; past it they are cut.
 const MAX_ERROR_BODY: usize = 64 * 1024;
+/// The largest non-streamed answer read: 64 MiB. A chat completion is a few KiB, a few MiB with
+/// images or long reasoning; tens of MiB are no completion (a base URL that points at something
+/// other than the API, a gateway gone wrong), and reading such a body whole would hold all of it
+/// in memory, per call. Past this the answer is refused and its connection closed.
+pub const MAX_RESPONSE_BODY: usize = 64 * 1024 * 1024;
 /// Connection pools kept for the process, one per connect timeout in use.
 const MAX_SHARED_POOLS: usize = 8;
+/// Idle connections a pool keeps per host; past it a connection whose request has ended is
+/// closed instead of pooled. Steady workloads keep every connection they use: 64 requests in
+/// flight to one host use at most 64 HTTP/1.1 connections (HTTP/2 hosts, as the large APIs are,
+/// need one), and four times that absorbs their bursts without reconnecting. A burst of thousands
+/// (a batch job fanning out) leaves no more than this many sockets open afterwards, each a file
+/// descriptor here and a connection the server holds, until the idle timeout closes them.
+pub const POOL_MAX_IDLE_PER_HOST: usize = 256;
+/// How long an idle pooled connection is kept before it is closed.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// The process's connection pool for the default connect timeout.
 pub fn shared_client() -> Result<reqwest::Client> {
@@ -58,7 +72,8 @@ fn build_client(connect: Duration) -> Result<reqwest::Client> {
         // Bounds DNS, TCP and TLS together (reqwest wraps the whole connector in it).
         .connect_timeout(connect)
         .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
         .build()
         .map_err(|e| Error::internal(format!("Could not create the HTTP client: {e}.")))
 }
@@ -94,14 +109,36 @@ impl UpstreamRequest {
     }
 }
 
+/// A response with a success status, and what to scrub from anything read from it.
+pub struct Sent {
+    pub response: reqwest::Response,
+    /// The request's credentials, and the SigV4 signature of this attempt (a fresh one each
+    /// attempt): a provider may echo the signature in an error as it echoes keys.
+    pub secrets: Vec<Secret>,
+}
+
+impl Sent {
+    pub fn secret_refs(&self) -> Vec<&Secret> {
+        self.secrets.iter().collect()
+    }
+}
+
+/// The signature in the value of a SigV4 `Authorization` header
+/// (`AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=<hex>`).
+fn sigv4_signature(authorization: &str) -> Option<Secret> {
+    let (_, rest) = authorization.rsplit_once("Signature=")?;
+    Secret::new(rest.split([',', ' ']).next().unwrap_or_default())
+}
+
 /// Sends the request through `client` (see [`pool_for`]) and returns the response once its status
 /// is a success. A failure status is read and turned into an [`Error`] with the provider's message
 /// and body.
 ///
 /// A non-streamed request is limited as a whole by `timeouts.request` (the caller reads its body
-/// under the same limit); a stream's wait for its response head by `timeouts.first_chunk` (the
-/// caller goes on limiting the wait for the first chunk from the same start).
-pub async fn send(client: &reqwest::Client, req: &UpstreamRequest) -> Result<reqwest::Response> {
+/// under the same limit, see [`read_body`]); a stream's wait for its response head by
+/// `timeouts.first_chunk` (the caller goes on limiting the wait for the first chunk from the same
+/// start).
+pub async fn send(client: &reqwest::Client, req: &UpstreamRequest) -> Result<Sent> {
     let mut builder = client.post(&req.url);
     if !req.stream {
         builder = builder.timeout(req.timeouts.request);
@@ -110,6 +147,7 @@ pub async fn send(client: &reqwest::Client, req: &UpstreamRequest) -> Result<req
     plain.push(("content-type".into(), "application/json".into()));
     plain.push(("accept".into(), req.accept.into()));
     plain.extend(req.headers.iter().cloned());
+    let mut secrets = req.secrets.clone();
     let mut secret_headers: Vec<(String, String)> = req
         .secret_headers
         .iter()
@@ -131,6 +169,9 @@ pub async fn send(client: &reqwest::Client, req: &UpstreamRequest) -> Result<req
             if name.eq_ignore_ascii_case("x-amz-date") {
                 plain.push((name, value));
             } else {
+                if name.eq_ignore_ascii_case("authorization") {
+                    secrets.extend(sigv4_signature(&value));
+                }
                 secret_headers.push((name, value));
             }
         }
@@ -172,11 +213,69 @@ pub async fn send(client: &reqwest::Client, req: &UpstreamRequest) -> Result<req
 
     let status = response.status();
     if status.is_success() {
-        return Ok(response);
+        return Ok(Sent { response, secrets });
     }
     let headers = response.headers().clone();
     let body = read_limited(response, MAX_ERROR_BODY).await;
-    Err(http_error(req, status.as_u16(), &headers, &body))
+    let secrets: Vec<&Secret> = secrets.iter().collect();
+    Err(http_error_scrubbed(
+        req,
+        &secrets,
+        status.as_u16(),
+        &headers,
+        &body,
+    ))
+}
+
+/// The body of a non-streamed answer, read as it arrives and refused past [`MAX_RESPONSE_BODY`]
+/// (see [`read_body_within`]). reqwest's timeout of the request (`timeouts.request`) goes on
+/// limiting the read.
+pub async fn read_body(response: reqwest::Response, req: &UpstreamRequest) -> Result<Bytes> {
+    read_body_within(response, req, MAX_RESPONSE_BODY).await
+}
+
+/// [`read_body`] with the limit given. A body declared (`Content-Length`) or found larger than
+/// `limit` is an error at once; the response is dropped unread, which closes its connection
+/// rather than returning it to the pool.
+pub(crate) async fn read_body_within(
+    mut response: reqwest::Response,
+    req: &UpstreamRequest,
+    limit: usize,
+) -> Result<Bytes> {
+    let status = response.status().as_u16();
+    let declared = response.content_length();
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(body_too_large(req, status, limit));
+    }
+    // Room for what is declared, but no more than 1 MiB up front: the header is the server's word.
+    let mut buf = Vec::with_capacity(declared.map_or(0, |l| l as usize).min(1 << 20));
+    while let Some(chunk) = response.chunk().await.map_err(|e| body_error(req, &e))? {
+        if chunk.len() > limit - buf.len() {
+            return Err(body_too_large(req, status, limit));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// A non-streamed answer larger than `limit`. Not retryable: the same request would get the same
+/// answer.
+fn body_too_large(req: &UpstreamRequest, status: u16, limit: usize) -> Error {
+    let size = if limit.is_multiple_of(1 << 20) {
+        format!("{} MiB", limit >> 20)
+    } else {
+        format!("{limit} bytes")
+    };
+    Error::new(
+        ErrorCode::ServerError,
+        format!(
+            "{} sent an answer larger than {size}, the most llm-proxy reads of a non-streamed answer; it was not read further and its connection was closed. A chat completion is far smaller: check that the base URL points to the provider's API.",
+            req.provider
+        ),
+    )
+    .with_provider(&req.provider)
+    .with_status(status)
+    .with_retryable(false)
 }
 
 async fn read_limited(mut response: reqwest::Response, limit: usize) -> Bytes {
@@ -274,6 +373,18 @@ fn connection_error(
 
 /// Maps a failure status and its body to an error.
 pub fn http_error(req: &UpstreamRequest, status: u16, headers: &HeaderMap, body: &[u8]) -> Error {
+    http_error_scrubbed(req, &req.secret_refs(), status, headers, body)
+}
+
+/// [`http_error`], with `secrets` (the request's and its attempt's) removed from the message and
+/// the body.
+fn http_error_scrubbed(
+    req: &UpstreamRequest,
+    secrets: &[&Secret],
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Error {
     let text = String::from_utf8_lossy(body);
     let parsed: Option<Value> = serde_json::from_str(&text).ok();
     let info = parsed.as_ref().and_then(|v| (req.parse_error)(v));
@@ -292,7 +403,7 @@ pub fn http_error(req: &UpstreamRequest, status: u16, headers: &HeaderMap, body:
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| {
             // Redacted before it is cut: a key cut in two would no longer be recognised.
-            crate::secret::redact(&text, &req.secret_refs())
+            crate::secret::redact(&text, secrets)
                 .chars()
                 .take(300)
                 .collect::<String>()
@@ -339,7 +450,7 @@ pub fn http_error(req: &UpstreamRequest, status: u16, headers: &HeaderMap, body:
         .with_body(Some(
             parsed.unwrap_or_else(|| Value::String(text.into_owned())),
         ))
-        .scrub(&req.secret_refs())
+        .scrub(secrets)
 }
 
 pub fn code_for_status(status: u16, info: Option<&ProviderError>) -> ErrorCode {
@@ -586,6 +697,91 @@ mod tests {
         assert_eq!(e.timeout, None);
         let json: Value = serde_json::from_str(&e.to_json()).unwrap();
         assert!(json.get("timeout").is_none(), "{json}");
+    }
+
+    #[test]
+    fn the_signature_of_a_sigv4_authorization_is_found() {
+        let auth = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/bedrock/aws4_request, SignedHeaders=host;x-amz-date, Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7";
+        assert_eq!(
+            sigv4_signature(auth).unwrap().expose(),
+            "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
+        );
+        assert!(sigv4_signature("Bearer sk-x").is_none());
+        assert!(sigv4_signature("AWS4-HMAC-SHA256 Signature=").is_none());
+    }
+
+    /// A loopback server that answers one request with `head` then `body`, and closes.
+    async fn answer_once(head: String, body: Vec<u8>) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let mut tmp = [0u8; 4096];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = sock.read(&mut tmp).await.unwrap();
+                if n == 0 {
+                    return;
+                }
+                buf.extend_from_slice(&tmp[..n]);
+            }
+            let _ = sock.write_all(head.as_bytes()).await;
+            // In pieces, so that the limit is met while reading.
+            for piece in body.chunks(100) {
+                if sock.write_all(piece).await.is_err() {
+                    return;
+                }
+                let _ = sock.flush().await;
+            }
+            let _ = sock.shutdown().await;
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_body_is_read_up_to_its_limit_and_refused_past_it() {
+        let client = shared_client().unwrap();
+        let limit = 1000;
+        for (declared, size, ok) in [
+            (false, 1000, true),
+            (false, 1001, false),
+            (true, 1000, true),
+            (true, 1001, false),
+        ] {
+            let head = if declared {
+                format!("HTTP/1.1 200 OK\r\ncontent-length: {size}\r\nconnection: close\r\n\r\n")
+            } else {
+                // No length: the body ends when the connection does.
+                "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n".to_string()
+            };
+            let url = answer_once(head, vec![b'x'; size]).await;
+            let response = client.get(&url).send().await.unwrap();
+            let read = read_body_within(response, &req(), limit).await;
+            let what = format!("{size} bytes (declared: {declared})");
+            match read {
+                Ok(body) => {
+                    assert!(ok, "{what}: read");
+                    assert_eq!(body.len(), size, "{what}");
+                }
+                Err(e) => {
+                    assert!(!ok, "{what}: {}", e.message);
+                    assert_eq!(e.code, ErrorCode::ServerError, "{what}");
+                    assert!(!e.retryable);
+                    assert_eq!(e.status, Some(200));
+                    assert!(
+                        e.message
+                            .starts_with("openai sent an answer larger than 1000 bytes"),
+                        "{what}: {}",
+                        e.message
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            body_too_large(&req(), 200, MAX_RESPONSE_BODY).message[..45],
+            *"openai sent an answer larger than 64 MiB, the"
+        );
     }
 
     #[test]

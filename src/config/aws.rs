@@ -8,7 +8,7 @@ use crate::secret::Secret;
 use reqwest::Url;
 use std::path::PathBuf;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BedrockEndpoint {
     pub region: Option<String>,
     pub credentials: Option<AwsCredentials>,
@@ -16,6 +16,24 @@ pub struct BedrockEndpoint {
     pub tried: Vec<String>,
     /// Overrides `https://bedrock-runtime.{region}.amazonaws.com`.
     pub endpoint: Option<Url>,
+}
+
+/// Without the secret, the session token, or a password in the endpoint URL.
+impl std::fmt::Debug for BedrockEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let BedrockEndpoint {
+            region,
+            credentials,
+            tried,
+            endpoint,
+        } = self;
+        f.debug_struct("BedrockEndpoint")
+            .field("region", region)
+            .field("credentials", credentials)
+            .field("tried", tried)
+            .field("endpoint", &endpoint.as_ref().map(super::redacted::Url))
+            .finish()
+    }
 }
 
 impl BedrockEndpoint {
@@ -95,13 +113,21 @@ impl BedrockEndpoint {
                     .map(|(_, v)| v)
             });
 
-        let endpoint = options
-            .endpoint
-            .clone()
-            .or_else(|| env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME"))
-            .or_else(|| env("AWS_ENDPOINT_URL"))
-            .map(|e| super::parse_url("bedrock.endpoint", &e))
-            .transpose()?;
+        let endpoint = match options.endpoint.clone() {
+            Some(url) => Some(("bedrock.endpoint".to_string(), url)),
+            None => ["AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "AWS_ENDPOINT_URL"]
+                .into_iter()
+                .find_map(|var| {
+                    env(var).map(|url| {
+                        let field = format!(
+                            "The environment variable {var} (the default of bedrock.endpoint)"
+                        );
+                        (field, url)
+                    })
+                }),
+        }
+        .map(|(field, url)| super::parse_url(&field, &url))
+        .transpose()?;
         Ok(BedrockEndpoint {
             region,
             credentials,

@@ -2,17 +2,19 @@
 //! SDKs' environment variables as defaults.
 
 pub mod aws;
+mod redacted;
 
 pub use aws::BedrockEndpoint;
 
 use crate::client::retry::RetryPolicy;
 
 pub use crate::error::TimeoutKind;
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{quote, Error, ErrorCode, Result};
 use crate::secret::Secret;
 use reqwest::Url;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Duration;
 
 pub const OPENAI_DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -183,7 +185,7 @@ pub struct RetryOptions {
     pub max_delay_ms: Option<u64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OpenAiOptions {
     pub api_key: Option<String>,
@@ -193,7 +195,7 @@ pub struct OpenAiOptions {
     pub headers: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AnthropicOptions {
     pub api_key: Option<String>,
@@ -201,7 +203,7 @@ pub struct AnthropicOptions {
     pub headers: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Default, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BedrockOptions {
     pub region: Option<String>,
@@ -211,7 +213,7 @@ pub struct BedrockOptions {
     pub endpoint: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CompatibleOptions {
     pub base_url: String,
@@ -219,8 +221,90 @@ pub struct CompatibleOptions {
     pub headers: Option<BTreeMap<String, String>>,
 }
 
+// The options as given hold raw keys, and a base URL may carry a password: their Debug shows
+// neither (see `redacted`). Each impl destructures its struct, so a field added later cannot be
+// printed by accident: it fails to compile until it is listed here.
+
+impl fmt::Debug for OpenAiOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let OpenAiOptions {
+            api_key,
+            base_url,
+            organization,
+            project,
+            headers,
+        } = self;
+        f.debug_struct("OpenAiOptions")
+            .field("api_key", &redacted::secret(api_key))
+            .field("base_url", &base_url.as_deref().map(redacted::UrlText))
+            .field("organization", organization)
+            .field("project", project)
+            .field(
+                "headers",
+                &headers.as_ref().map(|h| redacted::header_names(h.keys())),
+            )
+            .finish()
+    }
+}
+
+impl fmt::Debug for AnthropicOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let AnthropicOptions {
+            api_key,
+            base_url,
+            headers,
+        } = self;
+        f.debug_struct("AnthropicOptions")
+            .field("api_key", &redacted::secret(api_key))
+            .field("base_url", &base_url.as_deref().map(redacted::UrlText))
+            .field(
+                "headers",
+                &headers.as_ref().map(|h| redacted::header_names(h.keys())),
+            )
+            .finish()
+    }
+}
+
+impl fmt::Debug for BedrockOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let BedrockOptions {
+            region,
+            access_key_id,
+            secret_access_key,
+            session_token,
+            endpoint,
+        } = self;
+        f.debug_struct("BedrockOptions")
+            .field("region", region)
+            // An access key id is not secret (AWS prints it in errors and consoles).
+            .field("access_key_id", access_key_id)
+            .field("secret_access_key", &redacted::secret(secret_access_key))
+            .field("session_token", &redacted::secret(session_token))
+            .field("endpoint", &endpoint.as_deref().map(redacted::UrlText))
+            .finish()
+    }
+}
+
+impl fmt::Debug for CompatibleOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let CompatibleOptions {
+            base_url,
+            api_key,
+            headers,
+        } = self;
+        f.debug_struct("CompatibleOptions")
+            .field("base_url", &redacted::UrlText(base_url))
+            .field("api_key", &redacted::secret(api_key))
+            .field(
+                "headers",
+                &headers.as_ref().map(|h| redacted::header_names(h.keys())),
+            )
+            .finish()
+    }
+}
+
 /// One OpenAI-format endpoint: OpenAI itself or a compatible server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OpenAiEndpoint {
     /// `openai` or the compatible endpoint's name.
     pub name: String,
@@ -229,6 +313,29 @@ pub struct OpenAiEndpoint {
     /// Extra headers (OpenAI-Organization, OpenAI-Project, the user's own).
     pub headers: Vec<(String, String)>,
     pub is_openai: bool,
+}
+
+/// Without the key, a password in the base URL, or header values (a user's header may carry a key).
+impl fmt::Debug for OpenAiEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let OpenAiEndpoint {
+            name,
+            base_url,
+            api_key,
+            headers,
+            is_openai,
+        } = self;
+        f.debug_struct("OpenAiEndpoint")
+            .field("name", name)
+            .field("base_url", &redacted::Url(base_url))
+            .field("api_key", api_key)
+            .field(
+                "headers",
+                &redacted::header_names(headers.iter().map(|(name, _)| name)),
+            )
+            .field("is_openai", is_openai)
+            .finish()
+    }
 }
 
 impl OpenAiEndpoint {
@@ -245,11 +352,30 @@ pub fn join_path(base: &Url, path: &str) -> String {
     url.to_string()
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AnthropicEndpoint {
     pub base_url: Url,
     pub api_key: Option<Secret>,
     pub headers: Vec<(String, String)>,
+}
+
+/// As [`OpenAiEndpoint`]'s.
+impl fmt::Debug for AnthropicEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let AnthropicEndpoint {
+            base_url,
+            api_key,
+            headers,
+        } = self;
+        f.debug_struct("AnthropicEndpoint")
+            .field("base_url", &redacted::Url(base_url))
+            .field("api_key", api_key)
+            .field(
+                "headers",
+                &redacted::header_names(headers.iter().map(|(name, _)| name)),
+            )
+            .finish()
+    }
 }
 
 impl AnthropicEndpoint {
@@ -294,14 +420,16 @@ impl Config {
             openai_headers.push(("OpenAI-Project".to_string(), project));
         }
         openai_headers.extend(o.headers.unwrap_or_default());
+        let (field, base_url) = url_source(
+            o.base_url,
+            "openai.baseUrl",
+            "OPENAI_BASE_URL",
+            &env_nonempty,
+            OPENAI_DEFAULT_BASE_URL,
+        );
         let openai = OpenAiEndpoint {
             name: "openai".into(),
-            base_url: parse_url(
-                "openai.baseUrl",
-                &o.base_url
-                    .or_else(|| env_nonempty("OPENAI_BASE_URL"))
-                    .unwrap_or_else(|| OPENAI_DEFAULT_BASE_URL.into()),
-            )?,
+            base_url: parse_url(&field, &base_url)?,
             api_key: o
                 .api_key
                 .or_else(|| env("OPENAI_API_KEY"))
@@ -311,13 +439,15 @@ impl Config {
         };
 
         let a = options.anthropic.unwrap_or_default();
+        let (field, base_url) = url_source(
+            a.base_url,
+            "anthropic.baseUrl",
+            "ANTHROPIC_BASE_URL",
+            &env_nonempty,
+            ANTHROPIC_DEFAULT_BASE_URL,
+        );
         let anthropic = AnthropicEndpoint {
-            base_url: parse_url(
-                "anthropic.baseUrl",
-                &a.base_url
-                    .or_else(|| env_nonempty("ANTHROPIC_BASE_URL"))
-                    .unwrap_or_else(|| ANTHROPIC_DEFAULT_BASE_URL.into()),
-            )?,
+            base_url: parse_url(&field, &base_url)?,
             api_key: a
                 .api_key
                 .or_else(|| env("ANTHROPIC_API_KEY"))
@@ -439,7 +569,8 @@ fn check_fallbacks(
         }
         crate::resolver::resolve(&key, config).map_err(|e| {
             Error::config(format!(
-                "fallbacks are given for '{key}', which cannot be routed: {}",
+                "fallbacks are given for {}, which cannot be routed: {}",
+                quote(&key),
                 e.message
             ))
         })?;
@@ -448,7 +579,9 @@ fn check_fallbacks(
             let fallback = fallback.trim();
             crate::resolver::resolve(fallback, config).map_err(|e| {
                 Error::config(format!(
-                    "fallbacks['{key}'][{i}] '{fallback}' cannot be routed: {}",
+                    "fallbacks[{}][{i}] {} cannot be routed: {}",
+                    quote(&key),
+                    quote(fallback),
                     e.message
                 ))
             })?;
@@ -456,31 +589,67 @@ fn check_fallbacks(
         }
         if checked.insert(key.clone(), models).is_some() {
             return Err(Error::config(format!(
-                "fallbacks: '{key}' is given twice (names are compared without surrounding spaces)."
+                "fallbacks: {} is given twice (names are compared without surrounding spaces).",
+                quote(&key)
             )));
         }
     }
     Ok(checked)
 }
 
+/// Parses a URL option. The value is never repeated in the error: a URL may carry a password
+/// (`user:password@host`), and a value that is no URL at all may well be a key pasted into the
+/// wrong option. The error names the option (`field`), what is wrong, and what a URL looks like.
 pub(crate) fn parse_url(field: &str, value: &str) -> Result<Url> {
-    // A URL may carry credentials (user:password@host); such a value is not repeated back.
-    let shown = if value.contains('@') {
-        String::new()
-    } else {
-        format!(" '{value}'")
-    };
+    const EXAMPLE: &str = "write it like 'https://api.example.com/v1'";
+    const NOT_REPEATED: &str =
+        "(The value is not repeated here, in case it is a key given in the wrong place.)";
     let url = Url::parse(value).map_err(|e| {
+        let why = if value.contains("://") {
+            format!("{e}")
+        } else {
+            format!("{e}: it does not start with http:// or https://")
+        };
         Error::config(format!(
-            "{field}{shown} is not a valid URL ({e}); write it like 'https://api.example.com/v1'."
+            "{field} is not a valid URL ({why}); {EXAMPLE}. {NOT_REPEATED}"
         ))
     })?;
     if !matches!(url.scheme(), "http" | "https") {
+        // Only a scheme that is a known one is named: any other may be the start of a key
+        // (`abc:…` parses as a URL of scheme `abc`).
+        const KNOWN: [&str; 12] = [
+            "ftp", "ftps", "ws", "wss", "file", "grpc", "grpcs", "unix", "tcp", "socks5", "data",
+            "mailto",
+        ];
+        let scheme = if KNOWN.contains(&url.scheme()) {
+            format!(", not {}:", url.scheme())
+        } else {
+            String::new()
+        };
         return Err(Error::config(format!(
-            "{field}{shown} must start with http:// or https://."
+            "{field} must start with http:// or https://{scheme}; {EXAMPLE}. {NOT_REPEATED}"
         )));
     }
     Ok(url)
+}
+
+/// The value of a URL option: the option, else the environment variable that defaults it, else
+/// `default`; with how an error names its source.
+fn url_source(
+    option: Option<String>,
+    field: &str,
+    var: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    default: &str,
+) -> (String, String) {
+    match (option, env(var)) {
+        (Some(value), _) => (field.to_string(), value),
+        (None, Some(value)) => (
+            format!("The environment variable {var} (the default of {field})"),
+            value,
+        ),
+        (None, None) => (field.to_string(), default.to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -750,6 +919,98 @@ mod tests {
                 e.message
             );
         }
+    }
+
+    #[test]
+    fn a_bad_url_option_is_named_but_its_value_is_not_repeated() {
+        for (json, field) in [
+            (
+                r#"{"openai":{"baseUrl":"sk-proj-PastedKey12345"}}"#,
+                "openai.baseUrl",
+            ),
+            (
+                r#"{"anthropic":{"baseUrl":"PastedKey12345/with+slash"}}"#,
+                "anthropic.baseUrl",
+            ),
+            (
+                r#"{"compatible":{"g":{"baseUrl":"PastedKey12345:abc"}}}"#,
+                "compatible.g.baseUrl",
+            ),
+            (
+                r#"{"bedrock":{"endpoint":"http://[PastedKey12345"}}"#,
+                "bedrock.endpoint",
+            ),
+        ] {
+            let e = Config::from_json(json).unwrap_err();
+            assert_eq!(e.code, ErrorCode::Config, "{json}");
+            assert!(e.message.starts_with(field), "{json}: {}", e.message);
+            assert!(!e.message.contains("PastedKey"), "{json}: {}", e.message);
+            assert!(
+                e.message.contains("'https://api.example.com/v1'"),
+                "{json}: {}",
+                e.message
+            );
+        }
+        let e = Config::from_json(r#"{"openai":{"baseUrl":"api.example.com/v1"}}"#).unwrap_err();
+        assert!(
+            e.message
+                .contains("it does not start with http:// or https://"),
+            "{}",
+            e.message
+        );
+        // A well-known scheme is named; any other might be the start of a key.
+        let e = Config::from_json(r#"{"openai":{"baseUrl":"wss://h.test/v1"}}"#).unwrap_err();
+        assert!(
+            e.message
+                .contains("must start with http:// or https://, not wss:"),
+            "{}",
+            e.message
+        );
+        let e = Config::from_json(r#"{"openai":{"baseUrl":"PastedKey12345:x@y"}}"#).unwrap_err();
+        assert!(!e.message.contains("PastedKey"), "{}", e.message);
+
+        // A value from the environment names its variable.
+        let env = env_of(&[("OPENAI_BASE_URL", "sk-FromTheEnvironment1")]);
+        let e = Config::resolve(ProxyOptions::default(), &env).unwrap_err();
+        assert!(
+            e.message.starts_with(
+                "The environment variable OPENAI_BASE_URL (the default of openai.baseUrl)"
+            ),
+            "{}",
+            e.message
+        );
+        assert!(!e.message.contains("FromTheEnvironment"), "{}", e.message);
+        let env = env_of(&[("AWS_ENDPOINT_URL", "ftp://x")]);
+        let e = Config::resolve(ProxyOptions::default(), &env).unwrap_err();
+        assert!(
+            e.message
+                .starts_with("The environment variable AWS_ENDPOINT_URL (the default of bedrock.endpoint) must start with http:// or https://, not ftp:"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn debug_output_of_the_options_hides_keys_url_passwords_and_header_values() {
+        let opts: ProxyOptions = serde_json::from_str(
+            r#"{"openai":{"apiKey":"sk-hidden-1","baseUrl":"https://u:pw-hidden-2@h.test/v1","organization":"org-shown","headers":{"api-key":"hidden-3"}},
+                "anthropic":{"apiKey":"hidden-4","baseUrl":"hidden-5-not-a-url"},
+                "compatible":{"g":{"baseUrl":"http://h.test/v1?api-key=hidden-6&api-version=shown-7","apiKey":"hidden-8"}},
+                "bedrock":{"accessKeyId":"AKIDSHOWN","secretAccessKey":"hidden-9","sessionToken":"hidden-10","endpoint":"http://x:hidden-11@h.test"}}"#,
+        )
+        .unwrap();
+        for dbg in [format!("{opts:?}"), format!("{opts:#?}")] {
+            assert!(!dbg.contains("hidden"), "{dbg}");
+            for shown in ["org-shown", "shown-7", "AKIDSHOWN", "api-key", "h.test"] {
+                assert!(dbg.contains(shown), "{shown}: {dbg}");
+            }
+        }
+        let mut opts = opts;
+        opts.anthropic.as_mut().unwrap().base_url = None;
+        let c = Config::resolve(opts, &|_| None).unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("hidden"), "{dbg}");
+        assert!(dbg.contains("[redacted]@h.test"), "{dbg}");
     }
 
     #[test]
