@@ -5,7 +5,7 @@
 // into cancellation, and batches of streamed chunks into an async iterator. The 1.x API and the
 // forced-tool retry (`retryOnFuturePromise`) live in legacy.js.
 
-const native = require('./native.js')
+const native = require('./binding.js') // native.js, the napi-rs loader, with a clear error when no binary fits
 const legacy = require('./legacy.js')
 
 const ERROR_MARK = 'LLMPROXY_ERROR:'
@@ -326,6 +326,11 @@ class LLMProxyStream {
   async #next() {
     for (;;) {
       if (this.#done) return { done: true, value: undefined }
+      // Chunks already received are not handed out once the caller has aborted, as with fetch.
+      if (this.#signal?.aborted) {
+        this.#finish(true)
+        throw abortedError(this.#signal)
+      }
       if (this.#batch !== null && this.#index < this.#batch.length) {
         return { done: false, value: this.#batch[this.#index++] }
       }

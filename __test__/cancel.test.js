@@ -150,6 +150,21 @@ describe('stream() with an AbortSignal', () => {
     await assertClientClosed(upstream)
   })
 
+  test('abort inside the loop: chunks already received are not handed out, even of a finished stream', async (t) => {
+    // mock/ streams its whole answer at once, so every chunk is received before the abort.
+    const proxy = new LLMProxy()
+    const ac = new AbortController()
+    const got = []
+    const err = await caught(async () => {
+      for await (const c of proxy.stream({ model: 'mock/x', messages: [{ role: 'user', content: 'one two three four five six' }] }, { signal: ac.signal })) {
+        got.push(c)
+        if (got.length === 3) ac.abort()
+      }
+    })
+    assertProxyError(err, { code: 'aborted', retryable: false })
+    assert.equal(got.length, 3)
+  })
+
   test('AbortSignal.timeout mid-stream → aborted', async (t) => {
     const { upstream, proxy } = await setup(t, stallsAfter(2))
     const got = []
