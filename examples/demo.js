@@ -1,5 +1,7 @@
 // Streams an answer from the built-in mock/ provider: no API key, no network.
 // Run with `npm run demo`. Swap the model for 'gpt-4o' (with OPENAI_API_KEY set) to ask a real one.
+//
+// expect: Hello! This answer was streamed word by word
 const { LLMProxy } = require('..')
 
 async function main() {

@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod feed;
 pub mod ids;
+pub mod log;
 pub mod proxy;
 pub mod resolver;
 pub mod secret;

@@ -15,6 +15,7 @@ use crate::client::retry::{self, RetryPolicy};
 use crate::client::stream::{chunks, sse_chunks, ChunkStream, StreamLimits};
 use crate::config::{CallOptions, Config, OpenAiEndpoint, Timeouts};
 use crate::error::{Error, ErrorCode, Result, Tried};
+use crate::log::{self, CallLog};
 use crate::resolver::{self, ProviderKind, Route};
 use crate::secret::Secret;
 use crate::types::request::ChatRequest;
@@ -38,6 +39,8 @@ pub struct Proxy {
     /// The connection pool for this proxy's connect timeout (see [`http::pool_for`]), taken at
     /// the first request.
     client: OnceLock<reqwest::Client>,
+    /// `LLM_PROXY_LOG` when the proxy was made.
+    log: log::Level,
 }
 
 /// A request ready to send, and how to read what comes back.
@@ -94,6 +97,7 @@ struct Call {
     timeouts: Timeouts,
     /// The requested model, then its fallbacks, each once.
     models: Vec<String>,
+    log: CallLog,
 }
 
 impl Call {
@@ -184,22 +188,34 @@ fn chain_error(mut e: Error, tried_before: Vec<Tried>, last: Tried, untried: &[S
 
 /// Runs `attempt` until it succeeds, fails for good, or `policy` gives up; returns the result and
 /// the number of attempts made.
-async fn with_retries<T, F, Fut>(policy: &RetryPolicy, mut attempt: F) -> (Result<T>, u32)
+async fn with_retries<T, F, Fut>(
+    policy: &RetryPolicy,
+    log: &CallLog,
+    mut attempt: F,
+) -> (Result<T>, u32)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
 {
     let mut attempts = 1;
     loop {
+        log.attempt_started(attempts);
         match attempt().await {
-            Ok(value) => return (Ok(value), attempts),
-            Err(e) => match policy.delay_before(attempts, &e) {
-                Some(wait) => {
-                    tokio::time::sleep(wait).await;
-                    attempts += 1;
+            Ok(value) => {
+                log.attempt_ended(None, None);
+                return (Ok(value), attempts);
+            }
+            Err(e) => {
+                let wait = policy.delay_before(attempts, &e);
+                log.attempt_ended(Some(&e), wait);
+                match wait {
+                    Some(wait) => {
+                        tokio::time::sleep(wait).await;
+                        attempts += 1;
+                    }
+                    None => return (Err(retry::note_attempts(e, attempts)), attempts),
                 }
-                None => return (Err(retry::note_attempts(e, attempts)), attempts),
-            },
+            }
         }
     }
 }
@@ -209,6 +225,7 @@ impl Proxy {
         Proxy {
             config,
             client: OnceLock::new(),
+            log: log::Level::from_env(),
         }
     }
 
@@ -230,7 +247,7 @@ impl Proxy {
 
     /// The settings of one call: the proxy's, with `options` applied. Fallbacks given for the
     /// call must resolve: a typo fails the call before anything is sent.
-    fn call(&self, req: &ChatRequest, options: &CallOptions) -> Result<Call> {
+    fn call(&self, req: &ChatRequest, options: &CallOptions, log: &CallLog) -> Result<Call> {
         let timeouts = self.config.timeouts.for_call(options.timeouts.as_ref())?;
         let retry = self.config.retry.with_options(options.retry.as_ref());
         let requested = req.model.trim();
@@ -268,6 +285,7 @@ impl Proxy {
             retry,
             timeouts,
             models,
+            log: log.clone(),
         })
     }
 
@@ -314,6 +332,7 @@ impl Proxy {
                         let e = last_error.take().unwrap_or(e);
                         return Err(chain_error(e, failed, this, &[]));
                     }
+                    call.log.fallback(model, &call.models[i + 1], &e, 0);
                     failed.push(this);
                 }
                 Outcome::Failed { error, attempts } => {
@@ -321,6 +340,8 @@ impl Proxy {
                     if last || !moves_on(&error) {
                         return Err(chain_error(error, failed, this, &call.models[i + 1..]));
                     }
+                    call.log
+                        .fallback(model, &call.models[i + 1], &error, attempts);
                     failed.push(this);
                     last_error = Some(error);
                 }
@@ -340,10 +361,13 @@ impl Proxy {
         req: &ChatRequest,
         options: &CallOptions,
     ) -> Result<ChatCompletion> {
-        let call = self.call(req, options)?;
+        let log = CallLog::start(self.log, "generate", &req.model);
+        let call = self.call(req, options, &log).map_err(|e| log.failed(e))?;
         let (mut completion, served) = self
             .run_models(&call, |model| self.generate_model(model, req, &call))
-            .await?;
+            .await
+            .map_err(|e| log.failed(e))?;
+        log.answered(&completion.model);
         if let Some(served) = served {
             completion.extra.insert(
                 SERVED_KEY.into(),
@@ -364,6 +388,7 @@ impl Proxy {
             Err(e) => return Outcome::Unusable(e),
         };
         if route.kind == ProviderKind::Mock {
+            call.log.model(model, &route, None);
             let body = mock::response_body(req, model);
             return match openai::response::parse_response(&body, model) {
                 Ok(value) => Outcome::Answered {
@@ -382,8 +407,10 @@ impl Proxy {
             Ok(client) => client,
             Err(error) => return Outcome::Failed { error, attempts: 0 },
         };
-        let (read, attempts) = with_retries(&call.retry, || async {
+        call.log.model(model, &route, Some(&upstream));
+        let (read, attempts) = with_retries(&call.retry, &call.log, || async {
             let sent = http::send(client, &upstream).await?;
+            call.log.headers(sent.response.status().as_u16());
             // Read as it arrives, up to http::MAX_RESPONSE_BODY, and still within reqwest's
             // timeout of the request (timeouts.request).
             let body = http::read_body(sent.response, &upstream).await?;
@@ -434,15 +461,17 @@ impl Proxy {
         req: &ChatRequest,
         options: &CallOptions,
     ) -> Result<ChunkStream> {
-        let call = self.call(req, options)?;
+        let log = CallLog::start(self.log, "stream", &req.model);
+        let call = self.call(req, options, &log).map_err(|e| log.failed(e))?;
         let (chunks, served) = self
             .run_models(&call, |model| self.stream_model(model, req, &call))
-            .await?;
+            .await
+            .map_err(|e| log.failed(e))?;
         let Some(served) = served else {
-            return Ok(chunks);
+            return Ok(log.watch(chunks));
         };
         let mut served = Some(serde_json::to_value(served).unwrap_or_default());
-        Ok(chunks
+        let chunks = chunks
             .map(move |item| {
                 item.map(|mut chunk| {
                     if let Some(value) = served.take() {
@@ -451,7 +480,8 @@ impl Proxy {
                     chunk
                 })
             })
-            .boxed())
+            .boxed();
+        Ok(log.watch(chunks))
     }
 
     async fn stream_model(
@@ -465,6 +495,7 @@ impl Proxy {
             Err(e) => return Outcome::Unusable(e),
         };
         if route.kind == ProviderKind::Mock {
+            call.log.model(model, &route, None);
             let events = mock::stream_events(req, model);
             let body = stream::iter(events.into_iter().map(Ok::<Bytes, Error>));
             let adapter = ChunkNormalizer::new(model, Dialect::OpenAi);
@@ -487,8 +518,16 @@ impl Proxy {
             Ok(client) => client,
             Err(error) => return Outcome::Failed { error, attempts: 0 },
         };
-        let (opened, attempts) = with_retries(&call.retry, || {
-            open_stream(client, &route, &upstream, output.clone(), call.timeouts)
+        call.log.model(model, &route, Some(&upstream));
+        let (opened, attempts) = with_retries(&call.retry, &call.log, || {
+            open_stream(
+                client,
+                &route,
+                &upstream,
+                output.clone(),
+                call.timeouts,
+                &call.log,
+            )
         })
         .await;
         match opened {
@@ -713,9 +752,11 @@ async fn open_stream(
     upstream: &UpstreamRequest,
     output: Output,
     timeouts: Timeouts,
+    log: &CallLog,
 ) -> Result<ChunkStream> {
     let sent_at = Instant::now();
     let http::Sent { response, secrets } = http::send(client, upstream).await?;
+    log.headers(response.status().as_u16());
     let provider = route.provider.clone();
     let delivered = Arc::new(AtomicBool::new(false));
     let body = {
@@ -770,6 +811,7 @@ async fn open_stream(
     match chunks.next().await {
         Some(Ok(first)) => {
             delivered.store(true, Ordering::Release);
+            log.first_chunk();
             Ok(stream::once(async move { Ok(first) })
                 .chain(chunks)
                 .map(move |item| item.map_err(&scrub))
@@ -795,6 +837,7 @@ mod tests {
             retry: RetryPolicy::default(),
             timeouts: Timeouts::default(),
             models: models.iter().map(|m| m.to_string()).collect(),
+            log: CallLog::default(),
         }
     }
 
@@ -990,16 +1033,24 @@ mod tests {
             )
             .unwrap()
         };
-        let c = p.call(&req(" mock/a "), &CallOptions::default()).unwrap();
+        let off = CallLog::default();
+        let c = p
+            .call(&req(" mock/a "), &CallOptions::default(), &off)
+            .unwrap();
         assert_eq!(c.models, ["mock/a", "mock/b", "mock/c"]);
-        let c = p.call(&req("mock/z"), &CallOptions::default()).unwrap();
+        let c = p
+            .call(&req("mock/z"), &CallOptions::default(), &off)
+            .unwrap();
         assert_eq!(c.models, ["mock/z"]);
         let per_call = CallOptions::from_json(r#"{"fallbacks":["mock/y"]}"#).unwrap();
         assert_eq!(
-            p.call(&req("mock/a"), &per_call).unwrap().models,
+            p.call(&req("mock/a"), &per_call, &off).unwrap().models,
             ["mock/a", "mock/y"]
         );
         let none = CallOptions::from_json(r#"{"fallbacks":[]}"#).unwrap();
-        assert_eq!(p.call(&req("mock/a"), &none).unwrap().models, ["mock/a"]);
+        assert_eq!(
+            p.call(&req("mock/a"), &none, &off).unwrap().models,
+            ["mock/a"]
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! SDKs' environment variables as defaults.
 
 pub mod aws;
-mod redacted;
+pub(crate) mod redacted;
 
 pub use aws::BedrockEndpoint;
 
