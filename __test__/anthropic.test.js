@@ -348,10 +348,21 @@ describe('Anthropic: generate() replays every recorded Messages answer', () => {
     )
     t.after(() => upstream.close())
     const proxy = anthropicProxy(upstream)
-    for (const [reason, finish] of Object.entries({ end_turn: 'stop', stop_sequence: 'stop', max_tokens: 'length', refusal: 'content_filter' })) {
+    for (const [reason, finish] of Object.entries({
+      end_turn: 'stop',
+      stop_sequence: 'stop',
+      max_tokens: 'length',
+      refusal: 'content_filter',
+      pause_turn: 'stop',
+      model_context_window_exceeded: 'length',
+      // A stop reason newer than this release (found by the types review: it was passed through).
+      some_new_reason: 'stop',
+    })) {
       stopReason = reason
       const res = await proxy.generate({ model: MODEL, messages: USER })
       assert.equal(res.choices[0].finish_reason, finish, reason)
+      // Anthropic's own word is kept.
+      assert.equal(res.choices[0].native_finish_reason, reason)
       assert.equal(res.choices[0].message.content, 'x')
     }
   })

@@ -158,8 +158,68 @@ describe('generate() normalises what compatible servers get wrong', () => {
       const res = await proxy.generate({ model: 'local/m', messages: USER })
       const afterT = Math.ceil(Date.now() / 1000)
       assert.equal(res.choices[0].finish_reason, want, given)
+      assert.equal(res.choices[0].native_finish_reason, given === want ? undefined : given, given)
       assert.ok(res.created >= before - 1 && res.created <= afterT + 1, `created ${res.created}`)
       assert.equal(res.usage, undefined)
     }
   })
+
+  // Found by the types review: an unknown word was passed through, and an answer without a
+  // finish_reason kept null; OpenAI's ChatCompletion allows neither.
+  test('words with no OpenAI equivalent are stop, with the server word kept; none given is stop or tool_calls', async () => {
+    const proxy = new LLMProxy({ compatible: { local: { baseUrl: upstream.baseUrl } } })
+    const text = { role: 'assistant', content: 'x' }
+    const call = { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{}' } }] }
+    for (const [message, given, want, native] of [
+      [text, 'abort', 'stop', 'abort'],
+      [text, 'error', 'stop', 'error'],
+      [text, null, 'stop', undefined],
+      [text, undefined, 'stop', undefined],
+      [call, undefined, 'tool_calls', undefined],
+      [call, 'stop', 'tool_calls', 'stop'],
+    ]) {
+      reply = { id: 'x-2', created: 1, model: 'm', choices: [{ index: 0, message, finish_reason: given }] }
+      const res = await proxy.generate({ model: 'local/m', messages: USER })
+      assert.equal(res.choices[0].finish_reason, want, String(given))
+      assert.equal(res.choices[0].native_finish_reason, native, String(given))
+      if (native === undefined) assert.ok(!('native_finish_reason' in res.choices[0]))
+    }
+  })
+
+  // Found by the types review: an answer holding an OpenAI custom tool call was a server_error, and
+  // the same call sent back was invalid_request.
+  test('custom tool calls come back as they are, and go back to OpenAI-format servers as they are', async () => {
+    const proxy = new LLMProxy({ compatible: { local: { baseUrl: upstream.baseUrl } } })
+    const custom = { id: 'call_c', type: 'custom', custom: { name: 'sql', input: 'SELECT 1' } }
+    reply = { id: 'x-3', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: [custom] }, finish_reason: 'tool_calls' }] }
+    const res = await proxy.generate({ model: 'local/m', messages: USER, tools: [{ type: 'custom', custom: { name: 'sql' } }] })
+    assert.deepEqual(res.choices[0].message.tool_calls, [custom])
+    assert.equal(res.choices[0].finish_reason, 'tool_calls')
+
+    let sent
+    const echo = await startUpstream((req, socket) => {
+      sent = req.json
+      writeResponse(socket, 200, JSON_HEADERS, { id: 'x-4', created: 1, model: 'm', choices: [{ index: 0, message: text(), finish_reason: 'stop' }] })
+    })
+    try {
+      const history = [...USER, res.choices[0].message, { role: 'tool', tool_call_id: 'call_c', content: '1' }]
+      await new LLMProxy({ compatible: { local: { baseUrl: echo.baseUrl } } }).generate({ model: 'local/m', messages: history })
+      assert.deepEqual(sent.messages[USER.length].tool_calls, [custom])
+    } finally {
+      await echo.close()
+    }
+
+    // Anthropic takes no custom tool call, as it takes no custom tool: rejected before sending.
+    const anthropic = new LLMProxy({ anthropic: { apiKey: 'sk-ant-test', baseUrl: 'http://127.0.0.1:9' }, retry: { maxRetries: 0 } })
+    const history = [...USER, res.choices[0].message, { role: 'tool', tool_call_id: 'call_c', content: '1' }]
+    await assert.rejects(anthropic.generate({ model: 'claude-sonnet-4-5', messages: history }), (err) => {
+      assert.equal(err.code, 'invalid_request')
+      assert.match(err.message, /messages\[1\]\.tool_calls\[0\] is a 'custom' tool call/)
+      return true
+    })
+  })
 })
+
+function text() {
+  return { role: 'assistant', content: 'ok' }
+}

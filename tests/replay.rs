@@ -834,8 +834,8 @@ async fn generate_replays_every_chat_fixture() {
                 (
                     c.id.as_str(),
                     c.kind.as_str(),
-                    c.function.name.as_str(),
-                    c.function.arguments.as_str(),
+                    c.as_function().unwrap().name.as_str(),
+                    c.as_function().unwrap().arguments.as_str(),
                 )
             })
             .collect();
@@ -849,7 +849,7 @@ async fn generate_replays_every_chat_fixture() {
             assert!(choice.message.tool_calls.is_none(), "{file}");
         }
         for c in choice.message.tool_calls.iter().flatten() {
-            serde_json::from_str::<Value>(&c.function.arguments)
+            serde_json::from_str::<Value>(&c.as_function().unwrap().arguments)
                 .unwrap_or_else(|e| panic!("{file}: arguments are not JSON: {e}"));
         }
         let usage = completion.usage.as_ref().expect("usage");
@@ -1952,6 +1952,148 @@ async fn retries_ride_out_rate_limits_and_overloads_then_give_up() {
         n += 1;
     }
     assert_eq!(n, 140);
+}
+
+/// `file` (a recording) with its first choice's `finish_reason` set to `reason` (removed for None).
+fn with_finish_reason(file: &str, reason: Option<Value>) -> Vec<u8> {
+    let mut v = fixture_json(file);
+    let choice = v["choices"][0].as_object_mut().unwrap();
+    match reason {
+        Some(r) => choice.insert("finish_reason".into(), r),
+        None => choice.remove("finish_reason"),
+    };
+    serde_json::to_vec(&v).unwrap()
+}
+
+// Found by the types review: a compatible server's answer without a finish_reason kept null, and
+// a word OpenAI does not have was passed through; OpenAI's ChatCompletion allows neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compatible_finish_reasons_are_openai_words_with_the_server_word_kept() {
+    let text = "openai/chat/text-gpt35-2026.json";
+    let call = "openai/chat/tool-call.json";
+    for (file, given, want, native) in [
+        (text, None, "stop", None),
+        (text, Some(Value::Null), "stop", None),
+        (text, Some(json!("abort")), "stop", Some("abort")),
+        (text, Some(json!("eos")), "stop", Some("eos")),
+        (
+            text,
+            Some(json!("max_tokens")),
+            "length",
+            Some("max_tokens"),
+        ),
+        (call, None, "tool_calls", None),
+        (call, Some(json!("stop")), "tool_calls", Some("stop")),
+    ] {
+        let what = format!("{file} with finish_reason {given:?}");
+        let body = with_finish_reason(file, given);
+        let mut up = upstream(Behaviour::Reply(Reply::json(200, body))).await;
+        let completion = guard(
+            &what,
+            compatible_proxy(&up.base_url()).generate(&chat_request("local/some-model")),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e:?}"));
+        up.request().await;
+        let choice = &completion.choices[0];
+        assert_eq!(choice.finish_reason.as_deref(), Some(want), "{what}");
+        assert_eq!(choice.native_finish_reason.as_deref(), native, "{what}");
+        // Everything else is the recording.
+        let mut expected = canonical_completion(&fixture_json(file));
+        expected["choices"][0]["finish_reason"] = json!(want);
+        if let Some(native) = native {
+            expected["choices"][0]["native_finish_reason"] = json!(native);
+        }
+        assert_eq!(
+            serde_json::to_value(&completion).unwrap(),
+            expected,
+            "{what}"
+        );
+    }
+
+    // Streams: the recording with its finish word replaced, or removed (then the finish chunk
+    // comes at `[DONE]`).
+    let file = "openai-compatible/sse/deepseek-usage-in-final-choice-chunk.sse";
+    let recorded = String::from_utf8(fixture(file)).unwrap();
+    for (replacement, want, native) in [
+        ("\"finish_reason\":\"eos\"", "stop", Some("eos")),
+        ("\"finish_reason\":\"abort\"", "stop", Some("abort")),
+        ("\"finish_reason\":null", "stop", None),
+    ] {
+        let body = recorded.replace("\"finish_reason\":\"stop\"", replacement);
+        assert_ne!(body, recorded);
+        let mut up = upstream(Behaviour::Reply(Reply::sse(body.into_bytes()))).await;
+        let stream = guard(
+            replacement,
+            compatible_proxy(&up.base_url()).stream(&chat_request("local/some-model")),
+        )
+        .await
+        .unwrap();
+        let chunks = all_ok(drain(stream).await, replacement);
+        up.request().await;
+        let finishes: Vec<(String, Option<String>)> = chunks
+            .iter()
+            .flat_map(|c| &c.choices)
+            .filter_map(|ch| {
+                ch.finish_reason
+                    .clone()
+                    .map(|r| (r, ch.native_finish_reason.clone()))
+            })
+            .collect();
+        assert_eq!(
+            finishes,
+            vec![(want.to_string(), native.map(str::to_string))],
+            "{replacement}"
+        );
+        assert!(chunks.last().unwrap().usage.is_some(), "{replacement}");
+    }
+}
+
+// Found by the types review: `function` was required of every tool call, so an answer holding an
+// OpenAI custom tool call was a server_error, and the same call sent back was invalid_request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_tool_calls_come_back_and_go_back_to_openai_unchanged() {
+    let custom = json!({"id": "call_nyDXQZ1Ao3rKiffJ74zhnoVP", "type": "custom",
+        "custom": {"name": "weather_query", "input": "Boston, MA"}});
+    let mut recorded = fixture_json("openai/chat/tool-call.json");
+    recorded["choices"][0]["message"]["tool_calls"] = json!([custom]);
+    let mut up = upstream(Behaviour::Reply(Reply::json(
+        200,
+        serde_json::to_vec(&recorded).unwrap(),
+    )))
+    .await;
+    let proxy = openai_proxy(&up.base_url());
+    let completion = guard("custom call", proxy.generate(&chat_request("gpt-4o-mini")))
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    up.request().await;
+    assert_eq!(
+        serde_json::to_value(&completion).unwrap(),
+        canonical_completion(&recorded)
+    );
+
+    // The answer's message, sent back with the call's result.
+    let message = serde_json::to_value(&completion.choices[0].message).unwrap();
+    let mut history = messages();
+    let history_list = history.as_array_mut().unwrap();
+    history_list.push(message.clone());
+    history_list.push(json!({"role": "tool", "tool_call_id": custom["id"], "content": "20C"}));
+    let request = ChatRequest::from_value(json!({"model": "gpt-4o-mini", "messages": history}))
+        .expect("the history is valid");
+    let mut up = upstream(Behaviour::Reply(Reply::json(
+        200,
+        fixture("openai/chat/text-gpt35-2026.json"),
+    )))
+    .await;
+    guard(
+        "custom call sent back",
+        openai_proxy(&up.base_url()).generate(&request),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let sent = up.request().await.json();
+    assert_eq!(sent["messages"][2]["tool_calls"], json!([custom]));
+    assert_eq!(sent["messages"][3]["tool_call_id"], custom["id"]);
 }
 
 // ---------------------------------------------------------------------------------------------

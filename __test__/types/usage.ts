@@ -7,9 +7,13 @@ import type {
   ChatCompletion,
   ChatCompletionChunk,
   ChatMessage,
+  FinishReason,
   ChatRequest,
   LLMProxyErrorCode,
   LLMProxyOptions,
+  LLMProxyServed,
+  LLMProxyTimeout,
+  ThinkingBlock,
   Route,
   Tool,
   ToolCall,
@@ -62,9 +66,13 @@ const options: LLMProxyOptions = {
     local: { baseUrl: 'http://127.0.0.1:11434/v1' },
   },
   routes: { fast: 'groq/llama-3.1-8b-instant', 'gpt-4*': 'openai/gpt-4o' },
-  timeoutMs: 30_000,
+  timeouts: { requestMs: 30_000, connectMs: 5_000, firstChunkMs: 20_000, idleMs: 60_000 },
+  retry: { maxRetries: 3, initialDelayMs: 250, maxDelayMs: 4_000 },
+  fallbacks: { 'gpt-4o': ['claude-sonnet-4-5', 'bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0'] },
   retryOnFuturePromise: true,
 }
+// The old name of timeouts.requestMs.
+const legacyTimeout: LLMProxyOptions = { timeoutMs: 30_000 }
 
 const proxy = new LLMProxy(options)
 const bare = new LLMProxy()
@@ -119,6 +127,33 @@ const request: ChatRequest = {
   logprobs: true,
 }
 
+// Provider-specific fields: Anthropic's (cache_control, is_error, top_k, thinking) and Bedrock Converse's.
+const claudeRequest: ChatRequest = {
+  model: 'claude-sonnet-4-5',
+  messages: [
+    { role: 'system', content: [{ type: 'text', text: 'Long instructions…', cache_control: { type: 'ephemeral' } }] },
+    {
+      role: 'user',
+      content: [{ type: 'file', file: { file_data: 'data:application/pdf;base64,AAAA', filename: 'report.pdf' } }],
+    },
+    { role: 'assistant', content: null, tool_calls: [{ id: 'toolu_1', type: 'function', function: { name: 'get_weather', arguments: '{}' } }] },
+    { role: 'tool', tool_call_id: 'toolu_1', content: 'failed', is_error: true },
+  ],
+  tools: [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object' } }, cache_control: { type: 'ephemeral', ttl: '1h' } }],
+  tool_choice: 'required',
+  top_k: 40,
+  thinking: { type: 'enabled', budget_tokens: 2048 },
+  max_tokens: 4096,
+}
+const converseRequest: ChatRequest = {
+  model: 'bedrock-converse/amazon.nova-pro-v1:0',
+  messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 's3://bucket/cat.png' } }] }],
+  additionalModelRequestFields: { top_k: 20 },
+  guardrailConfig: { guardrailIdentifier: 'g1', guardrailVersion: '1' },
+  performanceConfig: { latency: 'optimized' },
+  requestMetadata: { team: 'a' },
+}
+
 function describeError(err: unknown): string {
   if (!(err instanceof LLMProxyError)) return 'not ours'
   const code: LLMProxyErrorCode = err.code
@@ -127,6 +162,10 @@ function describeError(err: unknown): string {
   const retryable: boolean = err.retryable
   const wait: number | undefined = err.retryAfterMs
   const body: unknown = err.body
+  const cause: unknown = err.cause
+  const timeout: LLMProxyTimeout | undefined = err.timeout
+  const tried: number = err.tried?.length ?? 0
+  void [cause, timeout, tried]
   const name: 'LLMProxyError' = err.name
   void [provider, status, retryable, body, name]
   switch (code) {
@@ -169,18 +208,44 @@ async function main(): Promise<void> {
   }
 
   // generate
-  const res: ChatCompletion = await proxy.generate(request, { signal, retryOnFuturePromise: false })
+  const res: ChatCompletion = await proxy.generate(request, {
+    signal,
+    retryOnFuturePromise: false,
+    fallbacks: ['mock/x'],
+    timeouts: { requestMs: 10_000, firstChunkMs: 5_000, idleMs: 5_000 },
+    retry: { maxRetries: 0 },
+  })
+  await proxy.generate(claudeRequest)
+  await proxy.generate(converseRequest)
+  void legacyTimeout
   const choice = res.choices[0]
   const text: string | null = choice.message.content
   const refusal: string | null = choice.message.refusal
+  // The answer goes back into the history as it is (Claude's thinking blocks included).
+  const continued: ChatMessage[] = [...history, choice.message, { role: 'tool', tool_call_id: 'call_1', content: '20C' }]
+  const thinking: ThinkingBlock[] | undefined = choice.message.thinking_blocks
+  const reasoningText: string | undefined = choice.message.reasoning_content
+  const served: LLMProxyServed | undefined = res.llm_proxy
+  const stopSequence: string | undefined = res.stop_sequence
+  const extra: unknown = res.system_fingerprint
+  void [continued, thinking, reasoningText, served?.failed.map((f) => f.code), stopSequence, extra]
   const calls: ToolCall[] | undefined = choice.message.tool_calls
   for (const call of calls ?? []) {
-    const args: unknown = JSON.parse(call.function.arguments)
     const id: string = call.id
+    if (call.type === 'custom') {
+      // OpenAI's custom tools: free-form input.
+      const input: string = call.custom.input
+      void [id, input, call.custom.name]
+      continue
+    }
+    const args: unknown = JSON.parse(call.function.arguments)
     const fname: string = call.function.name
     void [args, id, fname]
   }
-  const finish: 'stop' | 'length' | 'tool_calls' | 'content_filter' | 'function_call' = choice.finish_reason
+  // Always one of OpenAI's words; the provider's own when it differs.
+  const finish: FinishReason = choice.finish_reason
+  const native: string | undefined = choice.native_finish_reason
+  if (finish === 'tool_calls') void native
   const cached: number | undefined = res.usage?.prompt_tokens_details?.cached_tokens
   const reasoning: number | undefined = res.usage?.completion_tokens_details?.reasoning_tokens
   const created: number = res.created

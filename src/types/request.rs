@@ -96,17 +96,102 @@ pub struct ImageUrl {
     pub detail: Option<String>,
 }
 
+/// A tool call of an assistant message: a function call (`function`), or one of OpenAI's custom
+/// tool calls (`custom`: free-form `input` text). A `type` OpenAI adds later is kept as it is, with
+/// its fields in `extra`, and passed through to OpenAI-format servers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "RawToolCall")]
 pub struct ToolCall {
-    #[serde(default)]
     pub id: String,
-    #[serde(rename = "type", default = "function_type")]
+    /// `"function"`, `"custom"`, or another type passed through. When a call gives no `type`, it is
+    /// `"custom"` if the call has `custom` and no `function`, else `"function"`.
+    #[serde(rename = "type")]
     pub kind: String,
-    pub function: FunctionCall,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function: Option<FunctionCall>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom: Option<CustomCall>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl ToolCall {
+    /// A function call.
+    pub fn function(id: String, name: String, arguments: String) -> Self {
+        ToolCall {
+            id,
+            kind: function_type(),
+            function: Some(FunctionCall { name, arguments }),
+            custom: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// The function called, when this is a function call (`type: 'function'` with its `function`).
+    pub fn as_function(&self) -> Option<&FunctionCall> {
+        self.function.as_ref().filter(|_| self.kind == "function")
+    }
+}
+
+/// A tool call as written: `type` may be missing.
+#[derive(Deserialize)]
+struct RawToolCall {
+    #[serde(default)]
+    id: String,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    function: Option<FunctionCall>,
+    #[serde(default)]
+    custom: Option<CustomCall>,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+}
+
+impl From<RawToolCall> for ToolCall {
+    fn from(raw: RawToolCall) -> Self {
+        let kind = raw.kind.unwrap_or_else(|| {
+            if raw.custom.is_some() && raw.function.is_none() {
+                "custom".into()
+            } else {
+                function_type()
+            }
+        });
+        ToolCall {
+            id: raw.id,
+            kind,
+            function: raw.function,
+            custom: raw.custom,
+            extra: raw.extra,
+        }
+    }
+}
+
+/// What the model gave an OpenAI custom tool: its name and free-form input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomCall {
+    pub name: String,
+    #[serde(default)]
+    pub input: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 fn function_type() -> String {
     "function".to_string()
+}
+
+/// The problem with a tool call whose `type` needs a field it lacks, for an error message.
+pub(crate) fn tool_call_shape_problem(call: &ToolCall) -> Option<&'static str> {
+    match call.kind.as_str() {
+        "function" if call.function.is_none() => {
+            Some("has type 'function' but no `function` ({ name, arguments })")
+        }
+        "custom" if call.custom.is_none() => {
+            Some("has type 'custom' but no `custom` ({ name, input })")
+        }
+        _ => None,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -385,16 +470,19 @@ fn parse_messages(raw: Vec<Value>) -> Result<Vec<Message>> {
                 if let Some(call) = take::<FunctionCall>(&mut map, "function_call", &path)? {
                     let id = format!("call_legacy_{i}");
                     open_calls.push((call.name.clone(), id.clone()));
-                    message.tool_calls.push(ToolCall {
-                        id,
-                        kind: "function".into(),
-                        function: call,
-                    });
+                    message
+                        .tool_calls
+                        .push(ToolCall::function(id, call.name, call.arguments));
                 }
                 for (j, call) in message.tool_calls.iter().enumerate() {
                     if call.id.is_empty() {
                         return Err(Error::invalid_request(format!(
                             "{path}.tool_calls[{j}].id is empty. Keep the id the model returned so the tool result can refer to it."
+                        )));
+                    }
+                    if let Some(problem) = tool_call_shape_problem(call) {
+                        return Err(Error::invalid_request(format!(
+                            "{path}.tool_calls[{j}] {problem}."
                         )));
                     }
                 }
@@ -508,6 +596,9 @@ fn from_value<T: DeserializeOwned>(v: Value, field: &str) -> Result<T> {
         let inner = e.path().to_string();
         let at = if inner == "." || inner.is_empty() {
             field.to_string()
+        } else if inner.starts_with('[') {
+            // An index: `messages[0].tool_calls[1]`, not `tool_calls.[1]`.
+            format!("{field}{inner}")
         } else {
             format!("{field}.{inner}")
         };
@@ -611,7 +702,10 @@ mod tests {
         );
         let call = &r.messages[1].tool_calls[0];
         assert_eq!(call.id, "call_legacy_1");
-        assert_eq!(call.function.arguments, "{\"city\":\"Paris\"}");
+        assert_eq!(
+            call.as_function().unwrap().arguments,
+            "{\"city\":\"Paris\"}"
+        );
         assert_eq!(r.messages[2].role, Role::Tool);
         assert_eq!(r.messages[2].tool_call_id.as_deref(), Some("call_legacy_1"));
         assert_eq!(r.messages[2].name, None);
@@ -632,7 +726,105 @@ mod tests {
             {"role": "tool", "tool_call_id": "c1", "content": "ok"}
         ]}))
         .unwrap();
-        assert_eq!(r.messages[0].tool_calls[0].function.arguments, "{\"a\":1}");
+        assert_eq!(
+            r.messages[0].tool_calls[0].as_function().unwrap().arguments,
+            "{\"a\":1}"
+        );
+    }
+
+    // Found by the types review: serde_path_to_error's path of an array item starts with its
+    // index, which was joined with a dot (`messages[0].tool_calls.[0].function`).
+    #[test]
+    fn error_paths_have_no_dot_before_an_index() {
+        let m = err(
+            json!({"model": "m", "messages": [{"role": "assistant", "content": null,
+            "tool_calls": [{"id": "a", "type": "function", "function": {"arguments": "{}"}}]}]}),
+        );
+        assert!(
+            m.starts_with("`messages[0].tool_calls[0].function` is invalid: missing field `name`"),
+            "{m}"
+        );
+        let m = err(
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+            "tools": [{"type": "function", "function": {"name": 1}}]}),
+        );
+        assert!(m.starts_with("`tools[0].function.name` is invalid"), "{m}");
+        let m =
+            err(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "stop": [1]}));
+        assert!(!m.contains(".["), "{m}");
+    }
+
+    // Found by the types review: `function` was required, so OpenAI's custom tool calls (as an
+    // answer holding one is sent back) were invalid_request.
+    #[test]
+    fn custom_tool_calls_are_read_and_written_back_unchanged() {
+        let history = json!([
+            {"role": "user", "content": "Count the rows"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_c", "type": "custom", "custom": {"name": "sql", "input": "SELECT 1"}},
+                {"id": "call_f", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ]},
+            {"role": "tool", "tool_call_id": "call_c", "content": "1"},
+            {"role": "tool", "tool_call_id": "call_f", "content": "ok"}
+        ]);
+        let r = parse(json!({"model": "m", "messages": history})).unwrap();
+        let calls = &r.messages[1].tool_calls;
+        assert_eq!(calls[0].kind, "custom");
+        assert_eq!(calls[0].as_function(), None);
+        let custom = calls[0].custom.as_ref().unwrap();
+        assert_eq!(
+            (custom.name.as_str(), custom.input.as_str()),
+            ("sql", "SELECT 1")
+        );
+        assert_eq!(calls[1].as_function().unwrap().name, "f");
+        // Serialised back, each call is as it was given.
+        let back = serde_json::to_value(&r.messages[1]).unwrap();
+        assert_eq!(back["tool_calls"], history[1]["tool_calls"]);
+
+        // Without `type`, a call with only `custom` is a custom call; fields of a later kind of
+        // call are kept.
+        let r = parse(
+            json!({"model": "m", "messages": [{"role": "assistant", "tool_calls": [
+                {"id": "c1", "custom": {"name": "sql", "input": "x"}},
+                {"id": "c2", "type": "mcp", "mcp": {"server": "s"}}
+            ]}]}),
+        )
+        .unwrap();
+        assert_eq!(r.messages[0].tool_calls[0].kind, "custom");
+        let later = serde_json::to_value(&r.messages[0].tool_calls[1]).unwrap();
+        assert_eq!(
+            later,
+            json!({"id": "c2", "type": "mcp", "mcp": {"server": "s"}})
+        );
+
+        // A call whose type needs a field it lacks.
+        let m = err(
+            json!({"model": "m", "messages": [{"role": "assistant", "tool_calls": [
+                {"id": "c1", "type": "custom", "function": {"name": "f", "arguments": "{}"}}
+            ]}]}),
+        );
+        assert!(
+            m.contains("messages[0].tool_calls[0] has type 'custom' but no `custom`"),
+            "{m}"
+        );
+        let m = err(
+            json!({"model": "m", "messages": [{"role": "assistant", "tool_calls": [
+                {"id": "c1", "type": "function"}
+            ]}]}),
+        );
+        assert!(
+            m.contains("messages[0].tool_calls[0] has type 'function' but no `function`"),
+            "{m}"
+        );
+        let m = err(
+            json!({"model": "m", "messages": [{"role": "assistant", "tool_calls": [
+                {"id": "c1", "type": "custom", "custom": {"input": "x"}}
+            ]}]}),
+        );
+        assert!(
+            m.starts_with("`messages[0].tool_calls[0].custom` is invalid: missing field `name`"),
+            "{m}"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //!   framer give the same events and the same error for the bytes whole, in random pieces, and one
 //!   byte at a time;
 //! - a stream adapter that ends without an error has kept the stream contract (one role delta,
-//!   tool calls numbered 0, 1, 2… each introduced by its id and name, exactly one finish_reason per
+//!   tool calls numbered 0, 1, 2… each introduced by its id and name, exactly one finish_reason (one of OpenAI's words) per
 //!   choice, usage alone in the last chunk, the same id/model/created throughout);
 //! - whatever comes out (chunks, completions, errors) serialises to JSON, and every error has a
 //!   message.
@@ -30,7 +30,7 @@ use llm_proxy::client::eventstream::EventStreamFramer;
 use llm_proxy::client::sse::{SseDecoder, SseError, SseEvent};
 use llm_proxy::client::stream::Framer;
 use llm_proxy::types::request::ChatRequest;
-use llm_proxy::types::response::{ChatCompletion, ChatCompletionChunk};
+use llm_proxy::types::response::{ChatCompletion, ChatCompletionChunk, OPENAI_FINISH_REASONS};
 use llm_proxy::{Error, ErrorCode};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -381,14 +381,15 @@ pub fn check_contract(chunks: &[ChatCompletionChunk]) -> Result<(), String> {
                     .index
                     .ok_or(format!("chunk {i}: tool call without index"))?
                     as usize;
-                let f = t.function.as_ref();
                 // The name is not checked: upstream may not give one (the adapters do not make
                 // one up), and names are concatenated like arguments.
+                let typed = match t.kind.as_deref() {
+                    Some("function") => t.function.is_some(),
+                    Some("custom") => t.custom.is_some(),
+                    _ => false,
+                };
                 if idx == s.tools {
-                    if t.id.as_deref().is_none_or(str::is_empty)
-                        || t.kind.as_deref() != Some("function")
-                        || f.is_none()
-                    {
+                    if t.id.as_deref().is_none_or(str::is_empty) || !typed {
                         return Err(format!(
                             "chunk {i}: the first delta of tool call {idx} lacks its id, type or function"
                         ));
@@ -403,8 +404,13 @@ pub fn check_contract(chunks: &[ChatCompletionChunk]) -> Result<(), String> {
                     return Err(format!("chunk {i}: tool call {idx} introduced twice"));
                 }
             }
-            if ch.finish_reason.is_some() {
+            if let Some(r) = &ch.finish_reason {
+                if !OPENAI_FINISH_REASONS.contains(&r.as_str()) {
+                    return Err(format!("chunk {i}: finish_reason {r:?} is not OpenAI's"));
+                }
                 s.finishes += 1;
+            } else if ch.native_finish_reason.is_some() {
+                return Err(format!("chunk {i}: native_finish_reason without a finish"));
             }
         }
     }
@@ -549,6 +555,14 @@ pub fn response(data: &[u8]) {
         match parser.parse(data) {
             Ok(c) => {
                 serde_json::to_string(&c).expect("a completion serialises");
+                // A completed answer says why it ended, in OpenAI's words.
+                for ch in &c.choices {
+                    let r = ch.finish_reason.as_deref();
+                    assert!(
+                        r.is_some_and(|r| OPENAI_FINISH_REASONS.contains(&r)),
+                        "{parser:?}: finish_reason {r:?}"
+                    );
+                }
             }
             Err(e) => check_error(&e),
         }

@@ -1,4 +1,4 @@
-// Must NOT compile under strict: a chunk's delta content may be absent or null.
+// Must NOT compile under strict: a chunk's delta may carry no content (llm-proxy never sends null).
 import { LLMProxy } from '../../..'
 
 export async function lengths(): Promise<number> {

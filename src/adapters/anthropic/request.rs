@@ -33,21 +33,31 @@ pub fn default_max_tokens(model: &str) -> u64 {
     }
 }
 
+/// The `reasoning_effort`s Anthropic takes, with their thinking budgets (`None`: no thinking).
+const THINKING_BUDGETS: [(&str, Option<u64>); 6] = [
+    ("none", None),
+    ("minimal", Some(1024)),
+    ("low", Some(2048)),
+    ("medium", Some(8192)),
+    ("high", Some(16384)),
+    ("xhigh", Some(32768)),
+];
+
 /// The thinking budget for a `reasoning_effort`; `None` for no thinking.
 fn thinking_budget(effort: &str) -> Result<Option<u64>> {
-    Ok(match effort {
-        "none" => None,
-        "minimal" => Some(1024),
-        "low" => Some(2048),
-        "medium" => Some(8192),
-        "high" => Some(16384),
-        "xhigh" => Some(32768),
-        other => {
-            return Err(Error::invalid_request(format!(
-                "reasoning_effort '{other}' is not known; use 'none', 'minimal', 'low', 'medium' or 'high'."
-            )))
-        }
-    })
+    if let Some((_, budget)) = THINKING_BUDGETS.iter().find(|(e, _)| *e == effort) {
+        return Ok(*budget);
+    }
+    // The message lists exactly what is accepted.
+    let names: Vec<String> = THINKING_BUDGETS
+        .iter()
+        .map(|(e, _)| format!("'{e}'"))
+        .collect();
+    let (last, rest) = names.split_last().expect("efforts are listed");
+    Err(Error::invalid_request(format!(
+        "reasoning_effort '{effort}' is not known for Claude; use {} or {last}.",
+        rest.join(", ")
+    )))
 }
 
 pub fn build_body(req: &ChatRequest, model: &str, stream: bool) -> Result<AnthropicRequest> {
@@ -324,7 +334,14 @@ fn assistant_blocks(m: &Message, path: &str) -> Result<Vec<Value>> {
     }
     blocks.extend(content_blocks(m.content.as_ref(), path, false)?);
     for (j, call) in m.tool_calls.iter().enumerate() {
-        let args = call.function.arguments.trim();
+        // OpenAI's custom tools are not Anthropic's (as in `tools`, where they are rejected too).
+        let Some(function) = call.as_function() else {
+            return Err(Error::invalid_request(format!(
+                "{path}.tool_calls[{j}] is a '{}' tool call, which Anthropic does not know; it takes only function tool calls.",
+                call.kind
+            )));
+        };
+        let args = function.arguments.trim();
         let input: Value = if args.is_empty() {
             json!({})
         } else {
@@ -342,7 +359,7 @@ fn assistant_blocks(m: &Message, path: &str) -> Result<Vec<Value>> {
         blocks.push(json!({
             "type": "tool_use",
             "id": call.id,
-            "name": call.function.name,
+            "name": function.name,
             "input": input,
         }));
     }
@@ -670,6 +687,32 @@ mod tests {
         assert!(b.get("thinking").is_none());
     }
 
+    // Found by the types review: the message listed none…high, while xhigh was accepted too.
+    #[test]
+    fn an_unknown_reasoning_effort_is_told_exactly_what_is_accepted() {
+        let effort = |e: &str| {
+            ChatRequest::from_value(json!({"model": "claude-sonnet-4-5", "max_tokens": 40000,
+                "messages": [{"role": "user", "content": "x"}], "reasoning_effort": e}))
+            .unwrap()
+        };
+        let m = build_body(&effort("max"), "claude-sonnet-4-5", false)
+            .unwrap_err()
+            .message;
+        assert_eq!(
+            m,
+            "reasoning_effort 'max' is not known for Claude; use 'none', 'minimal', 'low', 'medium', 'high' or 'xhigh'."
+        );
+        // Every effort the message names is accepted.
+        let listed: Vec<&str> = m.split('\'').skip(3).step_by(2).collect();
+        assert_eq!(
+            listed,
+            ["none", "minimal", "low", "medium", "high", "xhigh"]
+        );
+        for e in listed {
+            build_body(&effort(e), "claude-sonnet-4-5", false).unwrap();
+        }
+    }
+
     #[test]
     fn thinking_blocks_are_sent_back_first() {
         let b = body(json!({"model": "claude-sonnet-4-5", "messages": [
@@ -734,6 +777,18 @@ mod tests {
         ]}));
         assert!(
             m.contains("messages[0].tool_calls[0].function.arguments is not valid JSON"),
+            "{m}"
+        );
+        // An OpenAI custom tool call in the history, as an OpenAI answer can hold one.
+        let m = err(json!({"model": "claude-x", "messages": [
+            {"role": "user", "content": "Count"},
+            {"role": "assistant", "tool_calls": [{"id": "c1", "type": "custom", "custom": {"name": "sql", "input": "SELECT 1"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "1"}
+        ]}));
+        assert!(
+            m.contains(
+                "messages[1].tool_calls[0] is a 'custom' tool call, which Anthropic does not know"
+            ),
             "{m}"
         );
         let m = err(

@@ -3,22 +3,25 @@
 use crate::adapters::error_body::{code_for_error_kind, parse_error_body};
 use crate::error::{Error, ErrorCode, Result};
 use crate::ids;
-use crate::types::request::{FunctionCall, ToolCall};
+use crate::types::request::ToolCall;
 use crate::types::response::{
-    assistant_role, now_seconds, ChatCompletion, Choice, ResponseMessage, Usage,
+    assistant_role, native_finish_reason, now_seconds, ChatCompletion, Choice, ResponseMessage,
+    Usage,
 };
 use serde_json::{json, Map, Value};
 
 /// Anthropic's `stop_reason` in OpenAI's words. `json_tool_used`: the answer is the input of the
-/// tool that carries a `response_format`, which is a normal stop, not a tool call.
+/// tool that carries a `response_format`, which is a normal stop, not a tool call. `pause_turn` (a
+/// server tool's long turn, to be continued) and a reason newer than this release are `stop`; the
+/// callers keep Anthropic's word as `native_finish_reason`.
 pub fn finish_reason(stop_reason: &str, json_tool_used: bool) -> String {
     match stop_reason {
         "tool_use" if json_tool_used => "stop",
-        "end_turn" | "stop_sequence" | "pause_turn" => "stop",
         "max_tokens" | "model_context_window_exceeded" => "length",
         "tool_use" => "tool_calls",
         "refusal" => "content_filter",
-        other => other,
+        // end_turn, stop_sequence, pause_turn, and every unknown word.
+        _ => "stop",
     }
     .to_string()
 }
@@ -108,18 +111,15 @@ pub fn parse_response(
                     text.push_str(&arguments_text(&input));
                     continue;
                 }
-                tool_calls.push(ToolCall {
-                    id: block
+                tool_calls.push(ToolCall::function(
+                    block
                         .get("id")
                         .and_then(Value::as_str)
                         .map(str::to_string)
                         .unwrap_or_else(ids::tool_call_id),
-                    kind: "function".into(),
-                    function: FunctionCall {
-                        name: name.to_string(),
-                        arguments: arguments_text(&input),
-                    },
-                });
+                    name.to_string(),
+                    arguments_text(&input),
+                ));
             }
             // Server tools, citations and future block types have no OpenAI form; skipped.
             _ => {}
@@ -128,6 +128,13 @@ pub fn parse_response(
 
     let stop_reason = value.get("stop_reason").and_then(Value::as_str);
     let has_calls = !tool_calls.is_empty();
+    let mut finish = finish_reason(
+        stop_reason.unwrap_or("end_turn"),
+        json_tool_used && !has_calls,
+    );
+    if finish == "stop" && has_calls {
+        finish = "tool_calls".into();
+    }
     let message = ResponseMessage {
         role: assistant_role(),
         content: has_text.then_some(text),
@@ -157,10 +164,8 @@ pub fn parse_response(
         choices: vec![Choice {
             index: 0,
             message,
-            finish_reason: Some(finish_reason(
-                stop_reason.unwrap_or("end_turn"),
-                json_tool_used && !has_calls,
-            )),
+            native_finish_reason: stop_reason.and_then(|r| native_finish_reason(r, &finish)),
+            finish_reason: Some(finish),
             logprobs: None,
             extra: Map::new(),
         }],
@@ -223,16 +228,14 @@ mod tests {
         assert_eq!(calls.len(), 2);
         assert_eq!(calls[0].id, "toolu_012r6TBCWjRHG71j6zruYyUL");
         assert_eq!(calls[0].kind, "function");
-        assert_eq!(calls[0].function.name, "get_weather");
+        let f = |i: usize| calls[i].as_function().unwrap();
+        assert_eq!(f(0).name, "get_weather");
         assert_eq!(
-            calls[0].function.arguments,
+            f(0).arguments,
             r#"{"location":"New York, NY","unit":"fahrenheit"}"#
         );
         assert_eq!(calls[1].id, "toolu_01SkeBKkLCNYWNuivqFerGDd");
-        assert_eq!(
-            calls[1].function.arguments,
-            r#"{"timezone":"America/New_York"}"#
-        );
+        assert_eq!(f(1).arguments, r#"{"timezone":"America/New_York"}"#);
         assert_eq!(c.choices[0].finish_reason.as_deref(), Some("tool_calls"));
         let u = c.usage.unwrap();
         assert_eq!(
@@ -284,6 +287,39 @@ mod tests {
         assert_eq!(finish_reason("tool_use", false), "tool_calls");
         assert_eq!(finish_reason("tool_use", true), "stop");
         assert_eq!(finish_reason("refusal", false), "content_filter");
+        assert_eq!(finish_reason("pause_turn", false), "stop");
+        assert_eq!(
+            finish_reason("model_context_window_exceeded", false),
+            "length"
+        );
+    }
+
+    // Found by the types review: a stop_reason newer than this release was passed through as
+    // finish_reason, outside OpenAI's words.
+    #[test]
+    fn unknown_stop_reasons_are_stop_with_anthropic_word_kept() {
+        assert_eq!(finish_reason("some_new_reason", false), "stop");
+        let answer = |stop_reason: &str| {
+            let body = json!({
+                "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+                "content": [{"type": "text", "text": "x"}],
+                "stop_reason": stop_reason, "usage": {"input_tokens": 1, "output_tokens": 2}
+            });
+            let c = parse_response(body.to_string().as_bytes(), "x", None).unwrap();
+            let choice = c.choices.into_iter().next().unwrap();
+            (choice.finish_reason.unwrap(), choice.native_finish_reason)
+        };
+        for (given, want) in [
+            ("end_turn", "stop"),
+            ("stop_sequence", "stop"),
+            ("pause_turn", "stop"),
+            ("max_tokens", "length"),
+            ("model_context_window_exceeded", "length"),
+            ("refusal", "content_filter"),
+            ("some_new_reason", "stop"),
+        ] {
+            assert_eq!(answer(given), (want.to_string(), Some(given.to_string())));
+        }
     }
 
     #[test]

@@ -13,8 +13,8 @@ use crate::client::sse::SseEvent;
 use crate::error::{Error, ErrorCode, Result};
 use crate::ids;
 use crate::types::response::{
-    chunk_object, now_seconds, ChatCompletionChunk, ChunkChoice, Delta, FunctionDelta,
-    ToolCallDelta, Usage,
+    chunk_object, native_finish_reason, now_seconds, ChatCompletionChunk, ChunkChoice, Delta,
+    FunctionDelta, ToolCallDelta, Usage,
 };
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -138,7 +138,8 @@ impl StreamAdapter for AnthropicStream {
             ));
         }
         if !self.finished {
-            self.push_finish("end_turn", out);
+            // message_stop without a stop_reason: the answer is complete.
+            self.push_finish(None, out);
         }
         if !self.usage.is_empty() {
             let usage = usage(&Value::Object(self.usage.clone()));
@@ -280,6 +281,7 @@ impl AnthropicStream {
                 name: Some(name.to_string()),
                 arguments: Some(input.unwrap_or_default()),
             }),
+            ..Default::default()
         };
         self.push_tool_call(call, out);
     }
@@ -359,22 +361,26 @@ impl AnthropicStream {
             .and_then(Value::as_str);
         if let Some(reason) = stop_reason {
             if !self.finished {
-                self.push_finish(reason, out);
+                self.push_finish(Some(reason), out);
             }
         }
     }
 
-    fn push_finish(&mut self, stop_reason: &str, out: &mut Vec<ChatCompletionChunk>) {
+    fn push_finish(&mut self, stop_reason: Option<&str>, out: &mut Vec<ChatCompletionChunk>) {
         self.ensure_started(out);
         self.finished = true;
         // The json_tool's `tool_use` is the answer, unless real tool calls came with it.
-        let mut reason = finish_reason(stop_reason, self.json_tool_used && self.tool_calls == 0);
+        let mut reason = finish_reason(
+            stop_reason.unwrap_or("end_turn"),
+            self.json_tool_used && self.tool_calls == 0,
+        );
         if reason == "stop" && self.tool_calls > 0 {
             reason = "tool_calls".into();
         }
         let choice = ChunkChoice {
             index: 0,
             delta: Delta::default(),
+            native_finish_reason: stop_reason.and_then(|r| native_finish_reason(r, &reason)),
             finish_reason: Some(reason),
             logprobs: None,
             extra: Map::new(),
@@ -428,6 +434,7 @@ impl AnthropicStream {
             index: 0,
             delta,
             finish_reason: None,
+            native_finish_reason: None,
             logprobs: None,
             extra: Map::new(),
         };
@@ -448,6 +455,7 @@ impl AnthropicStream {
                 ..Default::default()
             },
             finish_reason: None,
+            native_finish_reason: None,
             logprobs: None,
             extra: Map::new(),
         };
@@ -1032,6 +1040,45 @@ mod tests {
         let a = assemble(&run_ok(&sse(&events)));
         assert_eq!((a.text.as_str(), a.finish.as_str()), ("on time", "stop"));
         assert_eq!(a.usage.unwrap().completion_tokens, 3);
+    }
+
+    // Found by the types review: a stop_reason newer than this release was passed through as
+    // finish_reason, outside OpenAI's words.
+    #[test]
+    fn the_finish_is_in_openai_words_with_anthropic_word_kept() {
+        let finish_of = |stop_reason: Value| {
+            let events = [
+                json!({"type": "message_start", "message": {"id": "m", "model": "c", "usage": {"input_tokens": 4}}}),
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "x"}}),
+                json!({"type": "message_delta", "delta": {"stop_reason": stop_reason}, "usage": {"output_tokens": 1}}),
+                json!({"type": "message_stop"}),
+            ];
+            let chunks = run_ok(&sse(&events));
+            let a = assemble(&chunks);
+            let finish = chunks
+                .iter()
+                .flat_map(|c| &c.choices)
+                .find(|ch| ch.finish_reason.is_some())
+                .unwrap();
+            assert_eq!(finish.finish_reason.as_deref(), Some(a.finish.as_str()));
+            (a.finish, finish.native_finish_reason.clone())
+        };
+        for (given, want) in [
+            ("end_turn", "stop"),
+            ("pause_turn", "stop"),
+            ("max_tokens", "length"),
+            ("model_context_window_exceeded", "length"),
+            ("refusal", "content_filter"),
+            ("some_new_reason", "stop"),
+        ] {
+            assert_eq!(
+                finish_of(json!(given)),
+                (want.to_string(), Some(given.to_string())),
+                "{given}"
+            );
+        }
+        // None given (message_stop alone): stop, and no word of Anthropic's.
+        assert_eq!(finish_of(Value::Null), ("stop".to_string(), None));
     }
 
     #[test]

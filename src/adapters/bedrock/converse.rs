@@ -14,11 +14,12 @@ use crate::client::sse::SseEvent;
 use crate::error::{Error, ErrorCode, Result};
 use crate::ids;
 use crate::types::request::{
-    ChatRequest, Content, ContentPart, FunctionCall, Message, Role, ToolCall, ToolChoice,
+    ChatRequest, Content, ContentPart, Message, Role, ToolCall, ToolChoice,
 };
 use crate::types::response::{
-    assistant_role, chunk_object, now_seconds, ChatCompletion, ChatCompletionChunk, Choice,
-    ChunkChoice, Delta, FunctionDelta, ResponseMessage, ToolCallDelta, Usage,
+    assistant_role, chunk_object, native_finish_reason, now_seconds, ChatCompletion,
+    ChatCompletionChunk, Choice, ChunkChoice, Delta, FunctionDelta, ResponseMessage, ToolCallDelta,
+    Usage,
 };
 use base64::Engine;
 use serde_json::{json, Map, Value};
@@ -309,7 +310,14 @@ impl Builder {
         }
         blocks.extend(self.content_blocks(m.content.as_ref(), path, Place::Assistant)?);
         for (j, call) in m.tool_calls.iter().enumerate() {
-            let args = call.function.arguments.trim();
+            // As in `tools`, where OpenAI's custom tools are rejected too.
+            let Some(function) = call.as_function() else {
+                return Err(Error::invalid_request(format!(
+                    "{path}.tool_calls[{j}] is a '{}' tool call; Bedrock Converse takes only function tool calls.",
+                    call.kind
+                )));
+            };
+            let args = function.arguments.trim();
             let input: Value = if args.is_empty() {
                 json!({})
             } else {
@@ -326,7 +334,7 @@ impl Builder {
             }
             self.tool_blocks = true;
             blocks.push(json!({
-                "toolUse": { "toolUseId": call.id, "name": call.function.name, "input": input }
+                "toolUse": { "toolUseId": call.id, "name": function.name, "input": input }
             }));
         }
         Ok(blocks)
@@ -502,14 +510,16 @@ fn output_config(format: Option<&Value>) -> Result<Option<Value>> {
 // Response
 // ---------------------------------------------------------------------------------------------
 
-/// Converse's `stopReason` in OpenAI's words.
+/// Converse's `stopReason` in OpenAI's words. `malformed_tool_use`, `malformed_model_output` and a
+/// reason newer than this release are `stop`; the callers keep Bedrock's word as
+/// `native_finish_reason`.
 fn finish_reason(stop_reason: &str) -> String {
     match stop_reason {
-        "end_turn" | "stop_sequence" => "stop",
         "max_tokens" | "model_context_window_exceeded" => "length",
         "tool_use" => "tool_calls",
         "guardrail_intervened" | "content_filtered" => "content_filter",
-        other => other,
+        // end_turn, stop_sequence, and every other word.
+        _ => "stop",
     }
     .to_string()
 }
@@ -573,36 +583,29 @@ pub fn parse_response(body: &[u8], requested_model: &str) -> Result<ChatCompleti
             }
         } else if let Some(u) = block.get("toolUse") {
             let input = u.get("input").cloned().unwrap_or(Value::Null);
-            tool_calls.push(ToolCall {
-                id: u
-                    .get("toolUseId")
+            tool_calls.push(ToolCall::function(
+                u.get("toolUseId")
                     .and_then(Value::as_str)
                     .filter(|s| !s.is_empty())
                     .map(str::to_string)
                     .unwrap_or_else(ids::tool_call_id),
-                kind: "function".into(),
-                function: FunctionCall {
-                    name: u
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
-                    arguments: arguments_text(&input),
-                },
-            });
+                u.get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                arguments_text(&input),
+            ));
         }
         // Citations, images and future block types have no OpenAI form; skipped.
     }
 
     let has_calls = !tool_calls.is_empty();
-    let stop_reason = value
-        .get("stopReason")
-        .and_then(Value::as_str)
-        .unwrap_or("end_turn");
-    let mut reason = finish_reason(stop_reason);
+    let stop_reason = value.get("stopReason").and_then(Value::as_str);
+    let mut reason = finish_reason(stop_reason.unwrap_or("end_turn"));
     if reason == "stop" && has_calls {
         reason = "tool_calls".into();
     }
+    let native = stop_reason.and_then(|r| native_finish_reason(r, &reason));
     let has_thinking = !thinking_blocks.is_empty();
     let message = ResponseMessage {
         role: assistant_role(),
@@ -623,6 +626,7 @@ pub fn parse_response(body: &[u8], requested_model: &str) -> Result<ChatCompleti
             index: 0,
             message,
             finish_reason: Some(reason),
+            native_finish_reason: native,
             logprobs: None,
             extra: Map::new(),
         }],
@@ -816,6 +820,7 @@ impl ConverseStream {
                 name: Some(text("name").unwrap_or_default()),
                 arguments: Some(String::new()),
             }),
+            ..Default::default()
         };
         self.push_delta(
             Delta {
@@ -940,17 +945,15 @@ impl ConverseStream {
             self.close_block(block, out);
         }
         self.ensure_started(out);
-        let stop_reason = event
-            .get("stopReason")
-            .and_then(Value::as_str)
-            .unwrap_or("end_turn");
-        let mut reason = finish_reason(stop_reason);
+        let stop_reason = event.get("stopReason").and_then(Value::as_str);
+        let mut reason = finish_reason(stop_reason.unwrap_or("end_turn"));
         if reason == "stop" && self.tool_calls > 0 {
             reason = "tool_calls".into();
         }
         let choice = ChunkChoice {
             index: 0,
             delta: Delta::default(),
+            native_finish_reason: stop_reason.and_then(|r| native_finish_reason(r, &reason)),
             finish_reason: Some(reason),
             logprobs: None,
             extra: Map::new(),
@@ -971,6 +974,7 @@ impl ConverseStream {
             index: 0,
             delta,
             finish_reason: None,
+            native_finish_reason: None,
             logprobs: None,
             extra: Map::new(),
         };
@@ -991,6 +995,7 @@ impl ConverseStream {
                 ..Default::default()
             },
             finish_reason: None,
+            native_finish_reason: None,
             logprobs: None,
             extra: Map::new(),
         };
@@ -1496,6 +1501,15 @@ mod tests {
                 "messages[1].tool_calls[0].function.arguments is not valid JSON",
             ),
             (
+                // An OpenAI custom tool call in the history, as an OpenAI answer can hold one.
+                json!({"model": "m", "tools": [{"type": "function", "function": {"name": "f"}}], "messages": [
+                    {"role": "user", "content": "x"},
+                    {"role": "assistant", "tool_calls": [{"id": "a", "type": "custom", "custom": {"name": "sql", "input": "SELECT 1"}}]},
+                    {"role": "tool", "tool_call_id": "a", "content": "1"}
+                ]}),
+                "messages[1].tool_calls[0] is a 'custom' tool call; Bedrock Converse takes only function tool calls",
+            ),
+            (
                 json!({"model": "m", "messages": [
                     {"role": "user", "content": "x"},
                     {"role": "assistant", "tool_calls": [{"id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
@@ -1639,13 +1653,16 @@ mod tests {
             (
                 calls[0].id.as_str(),
                 calls[0].kind.as_str(),
-                calls[0].function.name.as_str()
+                calls[0].as_function().unwrap().name.as_str()
             ),
             ("tooluse_a", "function", "get_weather")
         );
-        assert_eq!(calls[0].function.arguments, r#"{"city":"Paris"}"#);
+        assert_eq!(
+            calls[0].as_function().unwrap().arguments,
+            r#"{"city":"Paris"}"#
+        );
         assert!(calls[1].id.starts_with("call_"));
-        assert_eq!(calls[1].function.arguments, "{}");
+        assert_eq!(calls[1].as_function().unwrap().arguments, "{}");
         assert_eq!(c.choices[0].finish_reason.as_deref(), Some("tool_calls"));
         let u = c.usage.unwrap();
         assert_eq!(
@@ -1667,13 +1684,25 @@ mod tests {
             ("tool_use", "tool_calls"),
             ("guardrail_intervened", "content_filter"),
             ("content_filtered", "content_filter"),
-            ("malformed_tool_use", "malformed_tool_use"),
+            // Found by the types review: these were passed through as finish_reason, outside
+            // OpenAI's words.
+            ("malformed_tool_use", "stop"),
+            ("malformed_model_output", "stop"),
+            ("some_new_reason", "stop"),
         ] {
             let body = json!({"output": {"message": {"role": "assistant", "content": [{"text": "x"}]}}, "stopReason": stop});
             let c = parse_response(body.to_string().as_bytes(), "m").unwrap();
             assert_eq!(c.choices[0].finish_reason.as_deref(), Some(want), "{stop}");
+            // Bedrock's word is kept.
+            assert_eq!(c.choices[0].native_finish_reason.as_deref(), Some(stop));
             assert_eq!(c.usage, None);
         }
+        // None given: stop, and no word of Bedrock's.
+        let body =
+            json!({"output": {"message": {"role": "assistant", "content": [{"text": "x"}]}}});
+        let c = parse_response(body.to_string().as_bytes(), "m").unwrap();
+        assert_eq!(c.choices[0].finish_reason.as_deref(), Some("stop"));
+        assert_eq!(c.choices[0].native_finish_reason, None);
     }
 
     #[test]
@@ -2159,6 +2188,47 @@ mod tests {
         assert_eq!((a.text.as_str(), a.finish.as_str()), ("ok", "stop"));
         assert!(a.calls.is_empty());
         assert!(a.usage.is_none());
+    }
+
+    // Found by the types review: a stopReason newer than this release was passed through as
+    // finish_reason, outside OpenAI's words.
+    #[test]
+    fn a_streamed_stop_reason_is_in_openai_words_with_bedrock_word_kept() {
+        for (stop, want, native) in [
+            (json!("end_turn"), "stop", Some("end_turn")),
+            (
+                json!("malformed_model_output"),
+                "stop",
+                Some("malformed_model_output"),
+            ),
+            (
+                json!("guardrail_intervened"),
+                "content_filter",
+                Some("guardrail_intervened"),
+            ),
+            (Value::Null, "stop", None),
+        ] {
+            let events = [
+                ev("messageStart", json!({"role": "assistant"})),
+                ev(
+                    "contentBlockDelta",
+                    json!({"contentBlockIndex": 0, "delta": {"text": "ok"}}),
+                ),
+                ev("messageStop", json!({"stopReason": stop})),
+                ev(
+                    "metadata",
+                    json!({"usage": {"inputTokens": 1, "outputTokens": 1}}),
+                ),
+            ];
+            let chunks = run_ok(&events);
+            assert_eq!(assemble(&chunks).finish, want, "{stop}");
+            let finish = chunks
+                .iter()
+                .flat_map(|c| &c.choices)
+                .find(|ch| ch.finish_reason.is_some())
+                .unwrap();
+            assert_eq!(finish.native_finish_reason.as_deref(), native, "{stop}");
+        }
     }
 
     #[test]

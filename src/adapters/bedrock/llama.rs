@@ -75,11 +75,11 @@ use crate::adapters::StreamAdapter;
 use crate::client::sse::SseEvent;
 use crate::error::{Error, ErrorCode, Result};
 use crate::ids;
-use crate::types::request::{ChatRequest, Content, FunctionCall, Role, ToolCall, ToolChoice};
+use crate::types::request::{ChatRequest, Content, Role, ToolCall, ToolChoice};
 use crate::types::response::{
-    assistant_role, chunk_object, normalize_finish_reason, now_seconds, ChatCompletion,
-    ChatCompletionChunk, Choice, ChunkChoice, Delta, FunctionDelta, ResponseMessage, ToolCallDelta,
-    Usage,
+    assistant_role, chunk_object, native_finish_reason, normalize_finish_reason, now_seconds,
+    ChatCompletion, ChatCompletionChunk, Choice, ChunkChoice, Delta, FunctionDelta,
+    ResponseMessage, ToolCallDelta, Usage,
 };
 use serde_json::{json, Map, Value};
 
@@ -107,16 +107,19 @@ pub fn prompt(req: &ChatRequest) -> Result<String> {
             Role::User => turns.push(("user", text_of(m.content.as_ref(), &path)?)),
             Role::Assistant => {
                 let mut text = text_of(m.content.as_ref(), &path)?;
-                for call in &m.tool_calls {
+                for (j, call) in m.tool_calls.iter().enumerate() {
+                    let Some(function) = call.as_function() else {
+                        return Err(Error::invalid_request(format!(
+                            "{path}.tool_calls[{j}] is a '{}' tool call; Llama on Bedrock can only be given function tool calls.",
+                            call.kind
+                        )));
+                    };
                     if !text.is_empty() {
                         text.push('\n');
                     }
-                    let args = call.function.arguments.trim();
+                    let args = function.arguments.trim();
                     let args = if args.is_empty() { "{}" } else { args };
-                    text.push_str(&format!(
-                        "{TAG_OPEN}{}>{args}{TAG_CLOSE}",
-                        call.function.name
-                    ));
+                    text.push_str(&format!("{TAG_OPEN}{}>{args}{TAG_CLOSE}", function.name));
                 }
                 turns.push(("assistant", text));
             }
@@ -202,11 +205,9 @@ pub fn parse_response(
         for piece in pieces {
             match piece {
                 Piece::Text(t) => text.push_str(&t),
-                Piece::Call { name, arguments } => calls.push(ToolCall {
-                    id: ids::tool_call_id(),
-                    kind: "function".into(),
-                    function: FunctionCall { name, arguments },
-                }),
+                Piece::Call { name, arguments } => {
+                    calls.push(ToolCall::function(ids::tool_call_id(), name, arguments))
+                }
             }
         }
         (text, calls)
@@ -216,6 +217,7 @@ pub fn parse_response(
 
     let stop_reason = value.get("stop_reason").and_then(Value::as_str);
     let has_calls = !calls.is_empty();
+    let finish = finish_reason(stop_reason, has_calls);
     let n = |k: &str| value.get(k).and_then(Value::as_u64);
     let usage = match (n("prompt_token_count"), n("generation_token_count")) {
         (None, None) => None,
@@ -237,7 +239,8 @@ pub fn parse_response(
                 thinking_blocks: None,
                 extra: Map::new(),
             },
-            finish_reason: Some(finish_reason(stop_reason, has_calls)),
+            finish_reason: Some(finish.clone()),
+            native_finish_reason: stop_reason.and_then(|r| native_finish_reason(r, &finish)),
             logprobs: None,
             extra: Map::new(),
         }],
@@ -328,10 +331,12 @@ impl LlamaStream {
         }
         if let Some(reason) = stop_reason {
             self.done = true;
-            let reason = finish_reason(Some(reason), self.tool_calls > 0);
+            let native = reason;
+            let reason = finish_reason(Some(native), self.tool_calls > 0);
             let choice = ChunkChoice {
                 index: 0,
                 delta: Delta::default(),
+                native_finish_reason: native_finish_reason(native, &reason),
                 finish_reason: Some(reason),
                 logprobs: None,
                 extra: Map::new(),
@@ -360,6 +365,7 @@ impl LlamaStream {
                             name: Some(name),
                             arguments: Some(arguments),
                         }),
+                        ..Default::default()
                     }]),
                     ..Default::default()
                 }
@@ -369,6 +375,7 @@ impl LlamaStream {
             index: 0,
             delta,
             finish_reason: None,
+            native_finish_reason: None,
             logprobs: None,
             extra: Map::new(),
         };
@@ -388,6 +395,7 @@ impl LlamaStream {
                 ..Default::default()
             },
             finish_reason: None,
+            native_finish_reason: None,
             logprobs: None,
             extra: Map::new(),
         };
@@ -451,14 +459,14 @@ impl StreamAdapter for LlamaStream {
     }
 }
 
-/// Llama's `stop_reason` in OpenAI's words; `tool_calls` whenever calls were found.
+/// Llama's `stop_reason` in OpenAI's words (`stop`, `length`; another word as
+/// `normalize_finish_reason` reads it); `tool_calls` whenever calls were found.
 fn finish_reason(stop_reason: Option<&str>, has_calls: bool) -> String {
     if has_calls {
         return "tool_calls".into();
     }
     match stop_reason {
-        None | Some("stop") => "stop".into(),
-        Some("length") => "length".into(),
+        None => "stop".into(),
         Some(other) => normalize_finish_reason(other),
     }
 }
@@ -1020,6 +1028,22 @@ mod tests {
     }
 
     #[test]
+    fn a_custom_tool_call_in_the_history_is_rejected() {
+        let r = req(json!({"model": "m", "messages": [
+            {"role": "user", "content": "Count"},
+            {"role": "assistant", "tool_calls": [{"id": "c1", "type": "custom", "custom": {"name": "sql", "input": "SELECT 1"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "1"}
+        ]}));
+        let e = prompt(&r).unwrap_err();
+        assert_eq!(e.code, crate::error::ErrorCode::InvalidRequest);
+        assert!(
+            e.message.contains("messages[1].tool_calls[0] is a 'custom' tool call; Llama on Bedrock can only be given function tool calls"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
     fn tool_choice_parallel_and_json_instructions() {
         let r = req(json!({"model": "m",
             "tools": [{"type": "function", "function": {"name": "f"}}],
@@ -1193,8 +1217,8 @@ mod tests {
             .flatten()
             .map(|t| {
                 assert!(t.id.starts_with("call_"));
-                assert_eq!(t.kind, "function");
-                (t.function.name.clone(), t.function.arguments.clone())
+                let f = t.as_function().unwrap();
+                (f.name.clone(), f.arguments.clone())
             })
             .collect()
     }
@@ -1226,6 +1250,31 @@ mod tests {
         assert_eq!(c.choices[0].message.content.as_deref(), Some(g));
         assert_eq!(c.choices[0].message.tool_calls, None);
         assert_eq!(c.choices[0].finish_reason.as_deref(), Some("stop"));
+    }
+
+    // Found by the types review: a word other than Llama's two was passed through as
+    // finish_reason, outside OpenAI's words.
+    #[test]
+    fn stop_reasons_in_openai_words_with_llama_word_kept() {
+        let finish = |stop: Value, tools: bool, g: &str| {
+            let b = json!({"generation": g, "stop_reason": stop}).to_string();
+            let c = parse_response(b.as_bytes(), "m", tools).unwrap();
+            let ch = c.choices.into_iter().next().unwrap();
+            (ch.finish_reason.unwrap(), ch.native_finish_reason)
+        };
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(finish(json!("stop"), false, "x"), ("stop".into(), None));
+        assert_eq!(finish(json!("length"), false, "x"), ("length".into(), None));
+        assert_eq!(
+            finish(json!("weird"), false, "x"),
+            ("stop".into(), some("weird"))
+        );
+        assert_eq!(finish(Value::Null, false, "x"), ("stop".into(), None));
+        let call = "<function=f>{}</function>";
+        assert_eq!(
+            finish(json!("stop"), true, call),
+            ("tool_calls".into(), some("stop"))
+        );
     }
 
     #[test]

@@ -3,8 +3,10 @@
 use crate::adapters::error_body::{code_for_error_kind, parse_error_body};
 use crate::error::{Error, ErrorCode, Result};
 use crate::ids;
+use crate::types::request::tool_call_shape_problem;
 use crate::types::response::{
-    assistant_role, normalize_created, normalize_finish_reason, now_seconds, ChatCompletion,
+    assistant_role, inferred_finish_reason, native_finish_reason, normalize_created,
+    normalize_finish_reason, now_seconds, ChatCompletion,
 };
 use serde_json::Value;
 
@@ -49,8 +51,19 @@ pub fn parse_response(body: &[u8], requested_model: &str) -> Result<ChatCompleti
             ErrorCode::ServerError,
             format!("The provider's response is not a chat completion ({e})."),
         )
-        .with_body(Some(value))
+        .with_body(Some(value.clone()))
     })?;
+    for (i, choice) in completion.choices.iter().enumerate() {
+        for (j, call) in choice.message.tool_calls.iter().flatten().enumerate() {
+            if let Some(problem) = tool_call_shape_problem(call) {
+                return Err(Error::new(
+                    ErrorCode::ServerError,
+                    format!("The provider's response is not a chat completion: choices[{i}].message.tool_calls[{j}] {problem}."),
+                )
+                .with_body(Some(value)));
+            }
+        }
+    }
     normalize(&mut completion, requested_model);
     Ok(completion)
 }
@@ -88,15 +101,24 @@ pub fn normalize(c: &mut ChatCompletion, requested_model: &str) {
                 message.tool_calls = None;
             }
         }
-        choice.finish_reason = choice.finish_reason.as_deref().map(|r| {
-            let r = normalize_finish_reason(r);
-            // Some servers say "stop" after calling tools; clients branch on "tool_calls".
-            if has_calls && r == "stop" {
-                "tool_calls".to_string()
-            } else {
+        // A completed answer always says why it ended, in OpenAI's words; the server's own word
+        // is kept when it differs (and it gave none of its own).
+        let finish = match choice.finish_reason.take().filter(|r| !r.is_empty()) {
+            Some(native) => {
+                let mut r = normalize_finish_reason(&native);
+                // Some servers say "stop" after calling tools; clients branch on "tool_calls".
+                if has_calls && r == "stop" {
+                    r = "tool_calls".into();
+                }
+                if choice.native_finish_reason.is_none() {
+                    choice.native_finish_reason = native_finish_reason(&native, &r);
+                }
                 r
             }
-        });
+            // Some compatible servers send none.
+            None => inferred_finish_reason(has_calls),
+        };
+        choice.finish_reason = Some(finish);
     }
     if let Some(usage) = &mut c.usage {
         if usage.total_tokens == 0 {
@@ -162,13 +184,11 @@ mod tests {
         let calls = c.choices[0].message.tool_calls.as_ref().unwrap();
         assert_eq!(calls.len(), 2);
         assert_eq!(calls[0].id, "call_rU416PaA6UFgxje2GemBVAwt");
-        assert_eq!(calls[0].function.name, "get_current_weather");
-        assert_eq!(
-            calls[0].function.arguments,
-            "{\"location\": \"San Francisco\"}"
-        );
+        let f = |i: usize| calls[i].as_function().unwrap();
+        assert_eq!(f(0).name, "get_current_weather");
+        assert_eq!(f(0).arguments, "{\"location\": \"San Francisco\"}");
         assert_eq!(calls[1].id, "call_iqCZB6DkOW5TPjHK29vpiAFa");
-        assert_eq!(calls[1].function.arguments, "{\"location\": \"Boston\"}");
+        assert_eq!(f(1).arguments, "{\"location\": \"Boston\"}");
         assert_eq!(c.choices[0].finish_reason.as_deref(), Some("tool_calls"));
         assert_eq!(c.choices[0].message.content, None);
     }
@@ -189,7 +209,94 @@ mod tests {
         let call = &c.choices[0].message.tool_calls.as_ref().unwrap()[0];
         assert!(call.id.starts_with("call_") && call.kind == "function");
         assert_eq!(c.choices[0].finish_reason.as_deref(), Some("tool_calls"));
+        // The server's own word, which was not OpenAI's for this answer.
+        assert_eq!(c.choices[0].native_finish_reason.as_deref(), Some("stop"));
         assert_eq!(c.usage.unwrap().total_tokens, 7);
+    }
+
+    fn finish_of(choice: Value) -> (Option<String>, Option<String>) {
+        let body = json!({"id": "x", "created": 1, "model": "m", "choices": [choice]});
+        let c = parse_response(body.to_string().as_bytes(), "m").unwrap();
+        let choice = c.choices.into_iter().next().unwrap();
+        (choice.finish_reason, choice.native_finish_reason)
+    }
+
+    // Found by the types review: an answer without finish_reason kept null, which OpenAI's
+    // ChatCompletion does not allow.
+    #[test]
+    fn an_answer_without_finish_reason_gets_one() {
+        let text = json!({"index": 0, "message": {"role": "assistant", "content": "hi"}});
+        for given in [Value::Null, json!("")] {
+            let mut choice = text.clone();
+            choice["finish_reason"] = given;
+            assert_eq!(finish_of(choice), (Some("stop".into()), None));
+        }
+        assert_eq!(finish_of(text), (Some("stop".into()), None));
+        let calls = json!({"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+        ]}});
+        assert_eq!(finish_of(calls), (Some("tool_calls".into()), None));
+    }
+
+    // Found by the types review: a word OpenAI does not have was passed through as finish_reason.
+    #[test]
+    fn unknown_finish_reasons_are_stop_with_the_native_word_kept() {
+        let choice = |reason: &str| json!({"index": 0, "message": {"role": "assistant", "content": "x"}, "finish_reason": reason});
+        for (given, want) in [
+            ("abort", "stop"),
+            ("error", "stop"),
+            ("eos", "stop"),
+            ("end_turn", "stop"),
+            ("max_tokens", "length"),
+            ("SAFETY", "content_filter"),
+        ] {
+            assert_eq!(
+                finish_of(choice(given)),
+                (Some(want.into()), Some(given.into())),
+                "{given}"
+            );
+        }
+        for word in ["stop", "length", "tool_calls", "content_filter"] {
+            assert_eq!(finish_of(choice(word)), (Some(word.into()), None), "{word}");
+        }
+        // An upstream that already names its native reason (OpenRouter) keeps its own.
+        let mut routed = choice("stop");
+        routed["native_finish_reason"] = json!("STOP");
+        assert_eq!(
+            finish_of(routed),
+            (Some("stop".into()), Some("STOP".into()))
+        );
+    }
+
+    // Found by the types review: `function` was required of every tool call, so an answer holding
+    // an OpenAI custom tool call was a server_error.
+    #[test]
+    fn custom_tool_calls_in_an_answer_are_kept() {
+        let body = json!({"id": "x", "created": 1, "model": "gpt-5", "choices": [{"index": 0,
+            "message": {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "custom", "custom": {"name": "sql", "input": "SELECT 1"}}
+            ]}, "finish_reason": "tool_calls"}]});
+        let c = parse_response(body.to_string().as_bytes(), "m").unwrap();
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(
+            v["choices"][0]["message"]["tool_calls"],
+            body["choices"][0]["message"]["tool_calls"]
+        );
+        assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+        // A call whose type needs a field it lacks is not a completion.
+        for call in [
+            json!({"id": "c", "type": "custom"}),
+            json!({"id": "c", "type": "function"}),
+        ] {
+            let body = json!({"choices": [{"message": {"tool_calls": [call]}, "finish_reason": "tool_calls"}]});
+            let e = parse_response(body.to_string().as_bytes(), "m").unwrap_err();
+            assert_eq!(e.code, ErrorCode::ServerError);
+            assert!(
+                e.message.contains("tool_calls[0] has type"),
+                "{}",
+                e.message
+            );
+        }
     }
 
     #[test]

@@ -12,8 +12,8 @@ use crate::client::sse::SseEvent;
 use crate::error::{Error, ErrorCode, Result};
 use crate::ids;
 use crate::types::response::{
-    assistant_role, chunk_object, normalize_created, normalize_finish_reason, now_seconds,
-    ChatCompletionChunk, ChunkChoice, Delta, Usage,
+    assistant_role, chunk_object, inferred_finish_reason, native_finish_reason, normalize_created,
+    normalize_finish_reason, now_seconds, ChatCompletionChunk, ChunkChoice, Delta, Usage,
 };
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -192,30 +192,43 @@ impl ChunkNormalizer {
                         if call.id.as_deref().is_none_or(str::is_empty) {
                             call.id = Some(ids::tool_call_id());
                         }
-                        call.kind = Some("function".into());
-                        let f = call.function.get_or_insert_with(Default::default);
-                        f.arguments.get_or_insert_with(String::new);
+                        let custom = match call.kind.as_deref() {
+                            Some(kind) => kind == "custom",
+                            None => call.custom.is_some() && call.function.is_none(),
+                        };
+                        if custom {
+                            // OpenAI's custom tool call: its `input` comes in pieces.
+                            call.kind = Some("custom".into());
+                            let c = call.custom.get_or_insert_with(Default::default);
+                            c.input.get_or_insert_with(String::new);
+                        } else {
+                            call.kind = Some("function".into());
+                            let f = call.function.get_or_insert_with(Default::default);
+                            f.arguments.get_or_insert_with(String::new);
+                        }
                         state.tool_keys.len() - 1
                     }
                 };
                 call.index = Some(ours as u32);
             }
             // Deltas that carry nothing (an empty `arguments` after the first) are dropped.
-            calls.retain(|c| {
-                c.id.is_some()
-                    || c.function.as_ref().is_some_and(|f| {
-                        f.name.is_some() || f.arguments.as_deref().is_some_and(|a| !a.is_empty())
-                    })
-            });
+            calls.retain(|c| c.carries_something());
         }
 
-        if let Some(reason) = choice.finish_reason.take() {
+        // `""` is taken as null: some servers send it on every chunk.
+        if let Some(native) = choice.finish_reason.take().filter(|r| !r.is_empty()) {
             state.finished = true;
-            let mut r = normalize_finish_reason(&reason);
+            let mut r = normalize_finish_reason(&native);
             if r == "stop" && !state.tool_keys.is_empty() {
                 r = "tool_calls".into();
             }
+            if choice.native_finish_reason.is_none() {
+                choice.native_finish_reason = native_finish_reason(&native, &r);
+            }
             choice.finish_reason = Some(r);
+        } else {
+            // Only the finish chunk says it (an upstream's `native_finish_reason: null` on others).
+            choice.native_finish_reason = None;
         }
 
         let carries = !choice.delta.is_empty()
@@ -252,6 +265,7 @@ impl ChunkNormalizer {
                     ..Default::default()
                 },
                 finish_reason: None,
+                native_finish_reason: None,
                 logprobs: None,
                 extra: Map::new(),
             };
@@ -269,14 +283,9 @@ impl ChunkNormalizer {
                         role: None,
                         ..Default::default()
                     },
-                    finish_reason: Some(
-                        if s.tool_keys.is_empty() {
-                            "stop"
-                        } else {
-                            "tool_calls"
-                        }
-                        .into(),
-                    ),
+                    // `[DONE]` without a finish_reason: the answer is complete.
+                    finish_reason: Some(inferred_finish_reason(!s.tool_keys.is_empty())),
+                    native_finish_reason: None,
                     logprobs: None,
                     extra: Map::new(),
                 }
@@ -648,6 +657,95 @@ mod tests {
         let chunks = run(body).unwrap();
         assert_eq!(chunks.len(), 1);
         assert_eq!(assemble(&chunks).0, "a");
+    }
+
+    fn finishes(chunks: &[ChatCompletionChunk]) -> Vec<(String, Option<String>)> {
+        chunks
+            .iter()
+            .flat_map(|c| &c.choices)
+            .filter_map(|ch| {
+                ch.finish_reason
+                    .clone()
+                    .map(|r| (r, ch.native_finish_reason.clone()))
+            })
+            .collect()
+    }
+
+    // Found by the types review: a word OpenAI does not have was passed through as finish_reason.
+    #[test]
+    fn unknown_finish_reasons_are_stop_with_the_native_word_kept() {
+        for (given, want) in [("abort", "stop"), ("eos", "stop"), ("MAX_TOKENS", "length")] {
+            let body = format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"a\"}},\"native_finish_reason\":null}}]}}\n\ndata: {{\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"{given}\"}}]}}\n\ndata: [DONE]\n\n");
+            let chunks = run(body.as_bytes()).unwrap();
+            assert_eq!(assemble(&chunks).2, want, "{given}");
+            assert_eq!(
+                finishes(&chunks),
+                vec![(want.to_string(), Some(given.to_string()))]
+            );
+            let v = serde_json::to_value(&chunks[0]).unwrap();
+            assert!(v["choices"][0].get("native_finish_reason").is_none(), "{v}");
+        }
+        let chunks = run(&fixture("openai/sse/text-include-usage.sse")).unwrap();
+        assert_eq!(finishes(&chunks), vec![("stop".to_string(), None)]);
+    }
+
+    #[test]
+    fn done_without_finish_after_tool_calls_gets_tool_calls_and_empty_finish_is_none() {
+        let events = [
+            json!({"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":""}]}),
+            json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},"finish_reason":""}]}),
+        ];
+        let mut body: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
+        body.push_str("data: [DONE]\n\n");
+        let chunks = run(body.as_bytes()).unwrap();
+        let (text, calls, finish, _) = assemble(&chunks);
+        assert_eq!((text.as_str(), calls.len()), ("a", 1));
+        assert_eq!(finish, "tool_calls");
+        assert_eq!(finishes(&chunks), vec![("tool_calls".to_string(), None)]);
+    }
+
+    // Found by the types review: custom tool-call deltas were made function calls, and their
+    // `input` pieces dropped.
+    #[test]
+    fn custom_tool_call_deltas_keep_their_type_and_input() {
+        let events = [
+            json!({"choices":[{"index":0,"delta":{"role":"assistant","content":null}}]}),
+            json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_c","type":"custom","custom":{"name":"sql","input":""}}]}}]}),
+            json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"custom":{"input":"SELECT "}}]}}]}),
+            json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"custom":{"input":"1"}}]}}]}),
+            json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_f","type":"function","function":{"name":"f","arguments":"{}"}}]}}]}),
+            json!({"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}),
+        ];
+        let mut body: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
+        body.push_str("data: [DONE]\n\n");
+        let chunks = run_as(body.as_bytes(), Dialect::OpenAi).unwrap();
+        let deltas: Vec<Value> = chunks
+            .iter()
+            .flat_map(|c| &c.choices)
+            .flat_map(|ch| ch.delta.tool_calls.iter().flatten())
+            .map(|t| serde_json::to_value(t).unwrap())
+            .collect();
+        assert_eq!(
+            deltas,
+            vec![
+                json!({"index":0,"id":"call_c","type":"custom","custom":{"name":"sql","input":""}}),
+                json!({"index":0,"custom":{"input":"SELECT "}}),
+                json!({"index":0,"custom":{"input":"1"}}),
+                json!({"index":1,"id":"call_f","type":"function","function":{"name":"f","arguments":"{}"}}),
+            ]
+        );
+        assert_eq!(finishes(&chunks), vec![("tool_calls".to_string(), None)]);
+        // Without `type`, a call with only `custom` is a custom call.
+        let body = "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c\",\"custom\":{\"name\":\"sql\"}}]},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
+        let chunks = run(body.as_bytes()).unwrap();
+        let first = &chunks[0].choices[0].delta.tool_calls.as_ref().unwrap()[0];
+        assert_eq!(first.kind.as_deref(), Some("custom"));
+        assert_eq!(first.custom.as_ref().unwrap().input.as_deref(), Some(""));
+        assert!(first.function.is_none());
+        assert_eq!(
+            finishes(&chunks),
+            vec![("tool_calls".to_string(), Some("stop".to_string()))]
+        );
     }
 
     #[test]
