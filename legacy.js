@@ -8,8 +8,6 @@
 // Also home of the forced-tool retry ("future promise" recovery), which the 1.x functions always use
 // and `LLMProxy` uses when asked to (`retryOnFuturePromise`).
 
-const crypto = require('node:crypto')
-
 // index.js loads this file; this file reaches index.js only when called, so either may load first.
 function core() {
   return require('./index.js')
@@ -384,7 +382,8 @@ function proxyFor(options) {
     .filter((name) => /^(OPENAI|ANTHROPIC|AWS)_/.test(name))
     .sort()
     .map((name) => [name, process.env[name]])
-  const key = crypto.createHash('sha256').update(JSON.stringify([options, env])).digest('base64')
+  // node:crypto is loaded on first use: loading it costs ~4 ms of every process's require('llm-proxy').
+  const key = require('node:crypto').createHash('sha256').update(JSON.stringify([options, env])).digest('base64')
   let proxy = proxies.get(key)
   if (proxy) {
     proxies.delete(key)

@@ -61,6 +61,13 @@ impl Producer {
                 if self.tx.send(Item::Chunk(text)).await.is_err() {
                     break;
                 }
+                // The waiting `next_batch` was woken into this worker's LIFO slot, where it runs
+                // only once this task yields: without this, a burst (a whole answer in one read)
+                // would fill the channel before the first chunk reached JavaScript. Yielding only
+                // when the channel was empty keeps the batching of a consumer that lags behind.
+                if self.tx.capacity() == BUFFER - 1 {
+                    tokio::task::yield_now().await;
+                }
             }
             Ok::<(), Error>(())
         };
@@ -174,6 +181,19 @@ mod tests {
                 Err(e) => return (ids, Some(e)),
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_waiting_reader_gets_the_first_chunk_of_a_burst_at_once() {
+        let (producer, mut feed) = channel();
+        let items = (0..100).map(|n| Ok(chunk(n))).collect();
+        tokio::spawn(producer.run(async move { Ok(stream_of(items)) }));
+        let first = feed.next_batch(&CancellationToken::new()).await.unwrap();
+        let first: Vec<Value> = serde_json::from_str(&first.unwrap()).unwrap();
+        assert_eq!(first.len(), 1, "the reader was waiting: it gets the first chunk alone");
+        let (ids, err) = drain(&mut feed).await;
+        assert!(err.is_none());
+        assert_eq!(ids.len(), 99);
     }
 
     #[tokio::test]

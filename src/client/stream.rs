@@ -85,6 +85,11 @@ struct State<S, F, A> {
     body: S,
     framer: F,
     adapter: A,
+    /// Events framed but not yet adapted: they are adapted one at a time, so the first chunk of a
+    /// large read goes out before the rest of the read is worked on.
+    events: VecDeque<SseEvent>,
+    /// A framing error found after `events`: handed on once they have been adapted.
+    framing_failed: Option<Error>,
     pending: VecDeque<ChatCompletionChunk>,
     provider: String,
     limits: StreamLimits,
@@ -128,6 +133,8 @@ where
         body,
         framer,
         adapter,
+        events: VecDeque::new(),
+        framing_failed: None,
         pending: VecDeque::new(),
         provider,
         limits: limits.into(),
@@ -147,7 +154,11 @@ where
             if st.finished {
                 return None;
             }
-            let step = if st.adapter.is_done() {
+            let step = if let Some(event) = st.events.pop_front() {
+                adapt(&mut st, std::slice::from_ref(&event))
+            } else if let Some(e) = st.framing_failed.take() {
+                Err(e)
+            } else if st.adapter.is_done() {
                 end(&mut st)
             } else {
                 let (until, kind, limit) = match st.limits.first_chunk {
@@ -178,12 +189,16 @@ where
     .boxed()
 }
 
+/// Frames `bytes` into `st.events`; events completed before a framing error, in the same bytes,
+/// still count, so the error waits in `st.framing_failed` until they are adapted.
 fn on_bytes<S, F: Framer, A: StreamAdapter>(st: &mut State<S, F, A>, bytes: &[u8]) -> Result<()> {
     let mut events = Vec::new();
     let fed = st.framer.feed(bytes, &mut events);
-    // Events completed before an error, in the same bytes, still count.
-    let adapted = adapt(st, &events);
-    adapted.and(fed)
+    st.events.extend(events);
+    if let Err(e) = fed {
+        st.framing_failed = Some(e);
+    }
+    Ok(())
 }
 
 /// Runs the adapter over `events`, keeping the chunks it made before any error.
@@ -358,5 +373,42 @@ mod tests {
             deadline(now, Duration::from_secs(1)),
             now + Duration::from_secs(1)
         );
+    }
+
+    /// Counts the events it is given; each makes one chunk.
+    struct Counting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl StreamAdapter for Counting {
+        fn on_event(&mut self, _: &SseEvent, out: &mut Vec<ChatCompletionChunk>) -> Result<()> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            out.push(serde_json::from_str(r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[]}"#).unwrap());
+            Ok(())
+        }
+        fn is_done(&self) -> bool {
+            false
+        }
+        fn finish(&mut self, _: &mut Vec<ChatCompletionChunk>) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_first_chunk_of_a_large_read_goes_out_before_the_rest_of_the_read_is_adapted() {
+        let body: Vec<u8> = b"data: {}\n\n".repeat(1000);
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut s = sse_chunks(
+            stream::iter([Ok(Bytes::from(body))]),
+            Counting(seen.clone()),
+            "p".into(),
+            Duration::from_secs(5),
+        );
+        assert!(s.next().await.unwrap().is_ok());
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let mut n = 1;
+        while let Some(item) = s.next().await {
+            item.unwrap();
+            n += 1;
+        }
+        assert_eq!(n, 1000);
     }
 }
