@@ -304,6 +304,8 @@ class LLMProxyStream {
   #index = 0
   #done = false
   #queue = Promise.resolve()
+  /** Steps asked for and not yet answered. */
+  #waiting = 0
 
   constructor(handle, signal, release) {
     this.#handle = handle
@@ -318,9 +320,27 @@ class LLMProxyStream {
 
   /** The next chunk. Calls made without waiting are answered in order. */
   next() {
+    // Fast path, taken for most chunks: a chunk of the current batch, with no step still pending.
+    if (this.#waiting === 0 && this.#batch !== null && this.#index < this.#batch.length && !this.#abortRequested()) {
+      return Promise.resolve({ done: false, value: this.#batch[this.#index++] })
+    }
+    this.#waiting++
     const result = this.#queue.then(() => this.#next())
-    this.#queue = result.catch(() => {})
+    const settled = () => {
+      this.#waiting--
+    }
+    this.#queue = result.then(settled, settled)
     return result
+  }
+
+  /** Whether the signal has fired; a signal whose `aborted` throws is left to `#next` to report. */
+  #abortRequested() {
+    if (!this.#signal) return false
+    try {
+      return this.#signal.aborted !== false
+    } catch {
+      return true
+    }
   }
 
   async #next() {

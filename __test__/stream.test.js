@@ -317,3 +317,25 @@ describe('chunks arrive as they are sent', () => {
     assert.equal(got.finishReason, 'stop')
   })
 })
+
+describe('the iterator', () => {
+  test('steps asked for without waiting are answered in order, before and after a batch arrives', async () => {
+    const words = Array.from({ length: 40 }, (_, i) => `w${i}`)
+    const request = { model: 'mock/x', messages: [{ role: 'user', content: words.join(' ') }] }
+    // Two streams differ only in their id and time; what a chunk says is its choices and usage.
+    const said = (c) => JSON.stringify([c.choices, c.usage])
+    const expected = []
+    for await (const c of new LLMProxy().stream(request)) expected.push(said(c))
+    assert.ok(expected.length > 40)
+
+    const it = new LLMProxy().stream(request)[Symbol.asyncIterator]()
+    // Ten steps before anything has arrived, then one awaited, then the rest all at once.
+    const early = Array.from({ length: 10 }, () => it.next())
+    const middle = await it.next()
+    const late = Array.from({ length: expected.length }, () => it.next())
+    const results = [...(await Promise.all(early)), middle, ...(await Promise.all(late))]
+    const got = results.filter((r) => !r.done).map((r) => said(r.value))
+    assert.deepEqual(got, expected)
+    assert.ok(results.slice(expected.length).every((r) => r.done), 'then only done')
+  })
+})

@@ -87,24 +87,15 @@ impl StreamAdapter for ChunkNormalizer {
         if data.is_empty() {
             return Ok(());
         }
-        let value: Value = serde_json::from_str(data).map_err(|e| {
-            Error::new(
-                ErrorCode::StreamInterrupted,
-                format!("The provider sent a stream event that is not valid JSON ({e}); the answer may be incomplete."),
-            )
-            .with_body(Some(Value::String(data.chars().take(2000).collect())))
-        })?;
-        if value.get("error").is_some_and(|e| !e.is_null()) {
+        // Straight into the typed chunk (the common case, and the hot path of a stream); the
+        // slower look at the JSON as a tree only when that fails.
+        let chunk = match serde_json::from_str::<ChatCompletionChunk>(data) {
+            Ok(chunk) => chunk,
+            Err(typed) => return Err(not_a_chunk(data, typed)),
+        };
+        if chunk.extra.get("error").is_some_and(|e| !e.is_null()) {
             return Err(stream_error(data));
         }
-        let chunk: ChatCompletionChunk = serde_json::from_value(value).map_err(|e| {
-            Error::new(
-                ErrorCode::StreamInterrupted,
-                format!(
-                    "The provider sent a stream event that is not a chat.completion.chunk ({e})."
-                ),
-            )
-        })?;
         self.on_chunk(chunk, out);
         Ok(())
     }
@@ -333,6 +324,27 @@ impl ChunkNormalizer {
             .get_or_insert_with(|| self.requested_model.clone())
             .clone()
     }
+}
+
+/// Why `data` is not a chunk: not JSON, an error object, or JSON of another shape.
+fn not_a_chunk(data: &str, typed: serde_json::Error) -> Error {
+    let value: Value = match serde_json::from_str(data) {
+        Ok(value) => value,
+        Err(e) => {
+            return Error::new(
+                ErrorCode::StreamInterrupted,
+                format!("The provider sent a stream event that is not valid JSON ({e}); the answer may be incomplete."),
+            )
+            .with_body(Some(Value::String(data.chars().take(2000).collect())))
+        }
+    };
+    if value.get("error").is_some_and(|e| !e.is_null()) {
+        return stream_error(data);
+    }
+    Error::new(
+        ErrorCode::StreamInterrupted,
+        format!("The provider sent a stream event that is not a chat.completion.chunk ({typed})."),
+    )
 }
 
 fn stream_error(data: &str) -> Error {
