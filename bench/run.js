@@ -265,7 +265,7 @@ async function main() {
   for (const peer of peersSelected) {
     if (peer === 'llm-proxy') {
       importPackages.push({ key: 'llm-proxy', label: 'llm-proxy 2.x (require)', spec: ROOT })
-      importPackages.push({ key: 'llm-proxy (ESM)', label: 'llm-proxy 2.x (import)', spec: footprint.pathToFileURL(path.join(ROOT, 'index.js')).href, esm: true })
+      importPackages.push({ key: 'llm-proxy (ESM)', label: 'llm-proxy 2.x (import)', spec: footprint.pathToFileURL(path.join(ROOT, 'index.mjs')).href, esm: true })
     } else {
       importPackages.push({ key: PEERS[peer].package, label: PEERS[peer].label, spec: PEERS[peer].package })
     }
