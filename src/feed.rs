@@ -190,7 +190,11 @@ mod tests {
         tokio::spawn(producer.run(async move { Ok(stream_of(items)) }));
         let first = feed.next_batch(&CancellationToken::new()).await.unwrap();
         let first: Vec<Value> = serde_json::from_str(&first.unwrap()).unwrap();
-        assert_eq!(first.len(), 1, "the reader was waiting: it gets the first chunk alone");
+        assert_eq!(
+            first.len(),
+            1,
+            "the reader was waiting: it gets the first chunk alone"
+        );
         let (ids, err) = drain(&mut feed).await;
         assert!(err.is_none());
         assert_eq!(ids.len(), 99);
