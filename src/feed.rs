@@ -10,7 +10,9 @@ use crate::client::stream::ChunkStream;
 use crate::error::{Error, Result};
 use futures_util::StreamExt;
 use std::future::Future;
-use tokio::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 /// Chunks buffered ahead of a slow consumer before reading from the provider pauses.
@@ -26,22 +28,38 @@ enum Item {
 
 pub struct Producer {
     tx: mpsc::Sender<Item>,
+    reader_waiting: Arc<AtomicBool>,
+    first_taken: Arc<Notify>,
 }
 
 pub struct Feed {
     rx: mpsc::Receiver<Item>,
     pending_error: Option<Error>,
     ended: bool,
+    /// Set while a `next_batch` waits for the first item of its batch.
+    reader_waiting: Arc<AtomicBool>,
+    /// Told once, when the first batch is taken.
+    first_taken: Arc<Notify>,
+    taken: bool,
 }
 
 pub fn channel() -> (Producer, Feed) {
     let (tx, rx) = mpsc::channel(BUFFER);
+    let reader_waiting = Arc::new(AtomicBool::new(false));
+    let first_taken = Arc::new(Notify::new());
     (
-        Producer { tx },
+        Producer {
+            tx,
+            reader_waiting: reader_waiting.clone(),
+            first_taken: first_taken.clone(),
+        },
         Feed {
             rx,
             pending_error: None,
             ended: false,
+            reader_waiting,
+            first_taken,
+            taken: false,
         },
     )
 }
@@ -55,17 +73,26 @@ impl Producer {
     {
         let forward = async {
             let mut chunks = open.await?;
+            let mut first = true;
             while let Some(chunk) = chunks.next().await {
                 let text =
                     serde_json::to_string(&chunk?).map_err(|e| Error::internal(e.to_string()))?;
                 if self.tx.send(Item::Chunk(text)).await.is_err() {
                     break;
                 }
-                // The waiting `next_batch` was woken into this worker's LIFO slot, where it runs
-                // only once this task yields: without this, a burst (a whole answer in one read)
-                // would fill the channel before the first chunk reached JavaScript. Yielding only
-                // when the channel was empty keeps the batching of a consumer that lags behind.
-                if self.tx.capacity() == BUFFER - 1 {
+                if first {
+                    // The first chunk goes to JavaScript alone, as soon as it is asked for: when
+                    // a whole answer arrives in one read, working through the rest first would
+                    // hold it back by as long as that takes.
+                    first = false;
+                    tokio::select! {
+                        _ = self.first_taken.notified() => {}
+                        _ = self.tx.closed() => break,
+                    }
+                } else if self.reader_waiting.load(Ordering::Acquire) {
+                    // A waiting `next_batch` was woken into this worker's LIFO slot, where it
+                    // runs only once this task yields. A reader busy with its last batch is not
+                    // waiting: it gets a bigger batch instead.
                     tokio::task::yield_now().await;
                 }
             }
@@ -91,14 +118,23 @@ impl Feed {
         if self.ended {
             return Ok(None);
         }
-        let mut next = tokio::select! {
+        self.reader_waiting.store(true, Ordering::Release);
+        let next = tokio::select! {
             biased;
             _ = abort.cancelled() => {
+                self.reader_waiting.store(false, Ordering::Release);
                 self.ended = true;
                 return Err(Error::aborted());
             }
             item = self.rx.recv() => item,
         };
+        self.reader_waiting.store(false, Ordering::Release);
+        if !self.taken {
+            // Whatever came first (a chunk, the end, an error), the producer may go on.
+            self.taken = true;
+            self.first_taken.notify_one();
+        }
+        let mut next = next;
         let mut batch = String::from("[");
         let mut count = 0;
         loop {
@@ -195,6 +231,20 @@ mod tests {
             1,
             "the reader was waiting: it gets the first chunk alone"
         );
+        let (ids, err) = drain(&mut feed).await;
+        assert!(err.is_none());
+        assert_eq!(ids.len(), 99);
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_asks_late_still_gets_the_first_chunk_alone() {
+        let (producer, mut feed) = channel();
+        let items = (0..100).map(|n| Ok(chunk(n))).collect();
+        tokio::spawn(producer.run(async move { Ok(stream_of(items)) }));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let first = feed.next_batch(&CancellationToken::new()).await.unwrap();
+        let first: Vec<Value> = serde_json::from_str(&first.unwrap()).unwrap();
+        assert_eq!(first.len(), 1);
         let (ids, err) = drain(&mut feed).await;
         assert!(err.is_none());
         assert_eq!(ids.len(), 99);
