@@ -158,6 +158,7 @@ function measureImports(packages, { runs, env, breakdown = null }) {
   const commands = [
     { key: 'bare', args: ['-e', cjsCode(null)] },
     { key: 'bare-esm', args: ['--input-type=module', '-e', esmCode(null)] },
+    { key: 'bare-esm-file', args: ['--input-type=module', '-e', esmCode(pathToFileURL(path.join(__dirname, 'empty.mjs')).href)] },
     ...packages.map((p) => ({
       key: p.key,
       args: p.esm ? ['--input-type=module', '-e', esmCode(p.spec)] : ['-e', cjsCode(p.spec)],
@@ -177,7 +178,8 @@ function measureImports(packages, { runs, env, breakdown = null }) {
   }
   const bare = median(wall.get('bare'))
   const bareEsm = median(wall.get('bare-esm'))
-  const out = { runs, bare_ms: bare, bare_esm_ms: bareEsm, packages: {} }
+  const bareEsmFile = median(wall.get('bare-esm-file'))
+  const out = { runs, bare_ms: bare, bare_esm_ms: bareEsm, bare_esm_file_ms: bareEsmFile, packages: {} }
   for (const p of packages) {
     const m = median(wall.get(p.key))
     out.packages[p.key] = {
@@ -185,6 +187,9 @@ function measureImports(packages, { runs, env, breakdown = null }) {
       esm: Boolean(p.esm),
       median_ms: m,
       over_bare_ms: m - (p.esm ? bareEsm : bare),
+      // ESM: over importing an empty module file (bench/empty.mjs), i.e. without the ESM loader's
+      // start-up, which an ESM program pays for its own first file anyway.
+      ...(p.esm ? { over_bare_file_ms: m - bareEsmFile } : {}),
       in_process_ms: median(inside.get(p.key)),
     }
   }
