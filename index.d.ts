@@ -14,6 +14,14 @@
 // InvokeModel (`meta.llama3…`). "Bedrock" alone means Bedrock Converse and Llama.
 
 /** Anything with the shape of an `AbortSignal` (DOM or Node). */
+/** A tool call the `mock/` provider answers with (`ChatRequest.mock_tool_calls`). */
+export interface MockToolCall {
+  /** The function's name. */
+  name: string
+  /** Its arguments: an object, or JSON text. Default `{}`. */
+  arguments?: Record<string, unknown> | string
+}
+
 export interface AbortSignalLike {
   readonly aborted: boolean
   readonly reason?: unknown
@@ -648,6 +656,12 @@ export interface ChatRequest {
   requestMetadata?: Record<string, string>
   /** For `mock/` models: the reply to give. Default: the last user message, echoed. Never sent upstream. */
   mock_response?: string
+  /**
+   * For `mock/` models: answer with these tool calls (ids `call_mock_0`, `call_mock_1`…,
+   * `finish_reason: 'tool_calls'`; streamed as OpenAI streams them), after `mock_response` as text if
+   * given. `arguments` is an object or JSON text (default `{}`). Never sent upstream.
+   */
+  mock_tool_calls?: MockToolCall[]
   /** Other OpenAI fields are passed unchanged to OpenAI and compatible servers. */
   [key: string]: any
 }

@@ -185,3 +185,43 @@ describe('resolve()', () => {
     assertProxyError(await caught(async () => proxy.resolve('o')), { code: 'unsupported_model' })
   })
 })
+
+describe('mock/ scripted tool calls (mock_tool_calls)', () => {
+  const tools = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object' } } }]
+  const request = {
+    model: 'mock/tools',
+    messages: [{ role: 'user', content: 'Weather in Paris and Rome?' }],
+    tools,
+    mock_tool_calls: [
+      { name: 'get_weather', arguments: { city: 'Paris' } },
+      { name: 'get_weather', arguments: '{"city":"Rome"}' },
+    ],
+  }
+  const expected = [
+    { id: 'call_mock_0', name: 'get_weather', arguments: '{"city":"Paris"}' },
+    { id: 'call_mock_1', name: 'get_weather', arguments: '{"city":"Rome"}' },
+  ]
+
+  test('generate() answers with the tool calls, content null, finish_reason tool_calls', async () => {
+    const res = await new LLMProxy().generate(request)
+    const msg = res.choices[0].message
+    assert.equal(msg.content, null)
+    assert.deepEqual(
+      msg.tool_calls.map((c) => ({ id: c.id, type: c.type, name: c.function.name, arguments: c.function.arguments })),
+      expected.map((c) => ({ ...c, type: 'function' })),
+    )
+    assert.equal(res.choices[0].finish_reason, 'tool_calls')
+  })
+
+  test('stream() delivers the same calls as OpenAI streams them, after any mock_response text', async () => {
+    const got = assembleChunks(await collect(new LLMProxy().stream({ ...request, mock_response: 'Checking both.' })))
+    assert.equal(got.content, 'Checking both.')
+    assert.deepEqual(got.toolCalls, expected)
+    assert.equal(got.finishReason, 'tool_calls')
+  })
+
+  test('a malformed mock_tool_calls is an invalid_request naming it', async () => {
+    const err = await caught(() => new LLMProxy().generate({ ...request, mock_tool_calls: [{ arguments: {} }] }))
+    assertProxyError(err, { code: 'invalid_request', message: /mock_tool_calls/ })
+  })
+})

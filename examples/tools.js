@@ -5,9 +5,8 @@
 //   node examples/tools.js
 //   LLM_PROXY_MODEL=claude-sonnet-4-5 ANTHROPIC_API_KEY=… node examples/tools.js
 //
-// The mock/ provider answers in text only: it cannot make a tool call. Against it, this example
-// stands in for the model with the call a real model makes here, so the rest of the round trip (the
-// tool result sent back, matched by id, and the final answer) still runs through llm-proxy.
+// Against mock/, `mock_tool_calls` scripts the model's tool call, so the whole round trip (the
+// call, its result sent back by id, and the final answer) runs through llm-proxy without a key.
 //
 // expect: tool call: get_weather({"city":"Paris"})
 // expect: answer: It is sunny and 21 °C in Paris.
@@ -40,16 +39,19 @@ async function main() {
   const model = process.env.LLM_PROXY_MODEL || 'mock/tools'
   const messages = [{ role: 'user', content: 'What is the weather in Paris?' }]
 
-  // 1. The model decides to call the tool.
-  const first = await proxy.generate({ model, messages, tools, tool_choice: 'auto', mock_response: 'Let me check.' })
-  let message = first.choices[0].message
+  // 1. The model decides to call the tool. (mock/ is told which call to make; a real model ignores
+  //    mock_tool_calls, which is never sent upstream.)
+  const first = await proxy.generate({
+    model,
+    messages,
+    tools,
+    tool_choice: 'auto',
+    mock_tool_calls: [{ name: 'get_weather', arguments: { city: 'Paris' } }],
+  })
+  const message = first.choices[0].message
   if (!message.tool_calls || message.tool_calls.length === 0) {
-    console.log(`(the model answered in text: ${JSON.stringify(message.content)}; using the tool call a real model makes here)`)
-    message = {
-      role: 'assistant',
-      content: null,
-      tool_calls: [{ id: 'call_weather_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }],
-    }
+    console.log(`the model answered without calling the tool: ${message.content}`)
+    return
   }
   // The assistant message goes back into the history as it came, tool calls and all.
   messages.push(message)

@@ -2,7 +2,9 @@
 //! format (a JSON body, or SSE bytes one word per event), so its answers go through the same output
 //! adapters as a real provider's.
 //!
-//! The reply is the request's `mock_response` if given, else the text of the last user message.
+//! The reply is the request's `mock_response` if given, else the text of the last user message;
+//! with `mock_tool_calls` it is those tool calls (and `mock_response` as text before them, if
+//! given), with `finish_reason: 'tool_calls'`.
 
 use crate::ids;
 use crate::types::request::{ChatRequest, Role};
@@ -14,6 +16,9 @@ fn reply(req: &ChatRequest) -> String {
     if let Some(text) = &req.mock_response {
         return text.clone();
     }
+    if req.mock_tool_calls.is_some() {
+        return String::new();
+    }
     req.messages
         .iter()
         .rev()
@@ -21,6 +26,24 @@ fn reply(req: &ChatRequest) -> String {
         .and_then(|m| m.content.as_ref())
         .map(|c| c.text())
         .unwrap_or_default()
+}
+
+/// The scripted tool calls as OpenAI writes them, with ids `call_mock_0`, `call_mock_1`…
+fn tool_calls(req: &ChatRequest) -> Option<Vec<Value>> {
+    let calls = req.mock_tool_calls.as_ref().filter(|c| !c.is_empty())?;
+    Some(
+        calls
+            .iter()
+            .enumerate()
+            .map(|(i, call)| {
+                json!({
+                    "id": format!("call_mock_{i}"),
+                    "type": "function",
+                    "function": { "name": call.name, "arguments": call.arguments_text() },
+                })
+            })
+            .collect(),
+    )
 }
 
 /// Token counts are words, not a real tokenizer's count: enough to test code that reads usage.
@@ -44,6 +67,19 @@ fn usage(req: &ChatRequest, reply: &str) -> Value {
 /// A `chat.completion` body, as OpenAI would send it.
 pub fn response_body(req: &ChatRequest, model: &str) -> Bytes {
     let text = reply(req);
+    let calls = tool_calls(req);
+    let mut message = json!({ "role": "assistant", "content": text, "refusal": null });
+    if let Some(calls) = &calls {
+        if text.is_empty() {
+            message["content"] = Value::Null;
+        }
+        message["tool_calls"] = json!(calls);
+    }
+    let finish = if calls.is_some() {
+        "tool_calls"
+    } else {
+        "stop"
+    };
     let body = json!({
         "id": ids::completion_id(),
         "object": "chat.completion",
@@ -51,9 +87,9 @@ pub fn response_body(req: &ChatRequest, model: &str) -> Bytes {
         "model": model,
         "choices": [{
             "index": 0,
-            "message": { "role": "assistant", "content": text, "refusal": null },
+            "message": message,
             "logprobs": null,
-            "finish_reason": "stop"
+            "finish_reason": finish
         }],
         "usage": usage(req, &text),
     });
@@ -84,7 +120,28 @@ pub fn stream_events(req: &ChatRequest, model: &str) -> Vec<Bytes> {
             Value::Null,
         ));
     }
-    events.push(event(delta(json!({}), json!("stop")), Value::Null));
+    // Each tool call as OpenAI streams one: its id and name first, then its arguments.
+    let calls = tool_calls(req);
+    for (i, call) in calls.iter().flatten().enumerate() {
+        let function = &call["function"];
+        let start = json!({ "index": i, "id": call["id"], "type": "function",
+            "function": { "name": function["name"], "arguments": "" } });
+        let rest = json!({ "index": i, "function": { "arguments": function["arguments"] } });
+        events.push(event(
+            delta(json!({ "tool_calls": [start] }), Value::Null),
+            Value::Null,
+        ));
+        events.push(event(
+            delta(json!({ "tool_calls": [rest] }), Value::Null),
+            Value::Null,
+        ));
+    }
+    let finish = if calls.is_some() {
+        "tool_calls"
+    } else {
+        "stop"
+    };
+    events.push(event(delta(json!({}), json!(finish)), Value::Null));
     events.push(event(json!([]), usage(req, &text)));
     events.push(Bytes::from_static(b"data: [DONE]\n\n"));
     events

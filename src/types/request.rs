@@ -24,6 +24,8 @@ pub struct ChatRequest {
     pub seed: Option<i64>,
     /// For the built-in `mock/` provider: the reply to give. Never sent upstream.
     pub mock_response: Option<String>,
+    /// For the built-in `mock/` provider: tool calls to answer with. Never sent upstream.
+    pub mock_tool_calls: Option<Vec<MockToolCall>>,
     /// The request used the legacy `functions` / `function_call` fields.
     pub legacy_functions: bool,
     /// Fields this library does not model, passed unchanged to OpenAI-format providers.
@@ -273,6 +275,27 @@ impl Stop {
     }
 }
 
+/// A tool call the `mock/` provider answers with: `{ name, arguments }`, the arguments as an
+/// object or as JSON text.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MockToolCall {
+    pub name: String,
+    #[serde(default)]
+    pub arguments: Option<Value>,
+}
+
+impl MockToolCall {
+    /// The arguments as the JSON text OpenAI sends (`{}` when none were given).
+    pub fn arguments_text(&self) -> String {
+        match &self.arguments {
+            None | Some(Value::Null) => "{}".to_string(),
+            Some(Value::String(text)) => text.clone(),
+            Some(other) => other.to_string(),
+        }
+    }
+}
+
 impl ChatRequest {
     /// Parses and checks a request given as JSON text (what the JavaScript layer hands over).
     pub fn from_json(text: &str) -> Result<Self> {
@@ -360,6 +383,7 @@ impl ChatRequest {
         let user = take(&mut map, "user", "")?;
         let seed = take(&mut map, "seed", "")?;
         let mock_response = take(&mut map, "mock_response", "")?;
+        let mock_tool_calls = take(&mut map, "mock_tool_calls", "")?;
         // Streaming is chosen by calling `stream()`; these would contradict it.
         map.remove("stream");
         map.remove("stream_options");
@@ -380,6 +404,7 @@ impl ChatRequest {
             user,
             seed,
             mock_response,
+            mock_tool_calls,
             legacy_functions,
             extra: map,
         })
@@ -879,5 +904,24 @@ mod tests {
         assert!(e.message.contains("nested too deeply"), "{}", e.message);
         let e = ChatRequest::from_json("{").unwrap_err();
         assert!(e.message.contains("not valid JSON"), "{}", e.message);
+    }
+
+    #[test]
+    fn mock_tool_call_arguments_are_json_text() {
+        let call = |v: Value| {
+            serde_json::from_value::<MockToolCall>(v)
+                .unwrap()
+                .arguments_text()
+        };
+        assert_eq!(call(json!({"name": "f"})), "{}");
+        assert_eq!(
+            call(json!({"name": "f", "arguments": {"a": 1}})),
+            r#"{"a":1}"#
+        );
+        assert_eq!(
+            call(json!({"name": "f", "arguments": "{\"a\":1}"})),
+            r#"{"a":1}"#
+        );
+        assert!(serde_json::from_value::<MockToolCall>(json!({"name": "f", "args": {}})).is_err());
     }
 }

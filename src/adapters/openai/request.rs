@@ -146,7 +146,8 @@ mod tests {
             "user": "u-1",
             "seed": 7,
             "logprobs": true,
-            "mock_response": "never sent"
+            "mock_response": "never sent",
+            "mock_tool_calls": [{"name": "never_sent"}]
         }));
         let body = build_body(&r, "gpt-4o", Dialect::OpenAi, false);
         assert_eq!(
